@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// cli runs followupd in-process and returns its exit status and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// setupExample copies the example configuration and templates into a
+// temporary folder so each test has its own SQLite database.
+func setupExample(t *testing.T) (cfg string, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	copyTree(t, "../../examples", dir)
+	return filepath.Join(dir, "followup.yaml"), dir
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		if strings.HasSuffix(p, ".db") || strings.Contains(p, ".db-") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckExample(t *testing.T) {
+	code, out, errOut := cli(t, "check", "-config", "../../examples/followup.yaml")
+	if code != 0 {
+		t.Fatalf("check on the example exited %d:\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "1 accounts") {
+		t.Errorf("check output does not summarise the config:\n%s", out)
+	}
+}
+
+var fileLineCol = regexp.MustCompile(`^\S+\.yaml:\d+:\d+: `)
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	cfg, _ := setupExample(t)
+	src, _ := os.ReadFile(cfg)
+	bad := strings.Replace(string(src), "daily_limit: 40", "daily_limt: 40", 1)
+	bad = strings.Replace(bad, "delay: 3bd", "delay: 3 days", 1)
+	bad = strings.Replace(bad, "on_stage: customer", "on_stage: customers", 1)
+	writeFile(t, cfg, bad)
+	code, _, errOut := cli(t, "check", "-config", cfg)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errOut)
+	}
+	var located []string
+	for _, line := range strings.Split(errOut, "\n") {
+		if fileLineCol.MatchString(line) {
+			located = append(located, line)
+		}
+	}
+	if len(located) != 3 {
+		t.Fatalf("want 3 FILE:LINE:COL lines, got %d:\n%s", len(located), errOut)
+	}
+	for i, key := range []string{"daily_limt", "delay", "customers"} {
+		if !strings.Contains(located[i], key) {
+			t.Errorf("line %d %q does not name %s", i, located[i], key)
+		}
+	}
+}
+
+func TestUnknownCommandAndUsage(t *testing.T) {
+	if code, _, errOut := cli(t, "contacts", "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, "-config", "/nonexistent/followup.yaml", "check"); code != 1 || !strings.Contains(errOut, "/nonexistent/followup.yaml") {
+		t.Errorf("missing config: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := cli(t, "version"); code != 0 || !strings.HasPrefix(out, "followupd ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+func TestConfigDumpRedactsSecrets(t *testing.T) {
+	t.Setenv("SALES_MAIL_PASSWORD", "hunter2-do-not-print")
+	code, out, errOut := cli(t, "config", "dump", "-config", "../../examples/followup.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out, "hunter2") || !strings.Contains(out, "password: <redacted>") {
+		t.Fatalf("dump shows a secret or no redaction:\n%s", out)
+	}
+}
+
+func TestContactsImportAndShow(t *testing.T) {
+	cfg, dir := setupExample(t)
+	code, out, errOut := cli(t, "contacts", "import", filepath.Join(dir, "contacts.csv"), "-config", cfg)
+	if code != 0 {
+		t.Fatalf("import exit %d:\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "4 contacts created, 0 updated, 0 skipped") {
+		t.Errorf("summary: %q", out)
+	}
+
+	csv := filepath.Join(dir, "more.csv")
+	writeFile(t, csv, strings.Join([]string{
+		"Email,First_Name,stage,birthday,timezone,industry",
+		"KLAUS.schmidt@example.de,Klaus-Peter,,,,machines", // update, keeps stage
+		"not-an-address,X,lead,,,",
+		"new@example.org,New,leed,,,",
+		"bday@example.org,B,,1980-13-40,,",
+		"tz@example.org,T,,,Mars/Olympus,",
+		"ok@example.org,Ok,prospect,,,",
+		"OK@example.org,Dup,,,,",
+		"short@example.org,only-two",
+		"",
+	}, "\n"))
+	code, out, errOut = cli(t, "-config", cfg, "contacts", "import", csv, "--stage", "lead")
+	if code != 1 {
+		t.Fatalf("import with bad rows: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		csv + `:3: "not-an-address" is not a valid email address`,
+		csv + `:4: unknown stage "leed"`,
+		csv + `:5: bad birthday "1980-13-40"`,
+		csv + `:6: unknown time zone "Mars/Olympus"`,
+		csv + `:8: ok@example.org is already on line 7`,
+		csv + `:9: has 2 fields, the header has 6`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if !strings.Contains(out, "1 contacts created, 1 updated, 6 skipped") {
+		t.Errorf("summary: %q", out)
+	}
+
+	code, out, errOut = cli(t, "-config", cfg, "contacts", "show", "Klaus.Schmidt@example.de", "--json")
+	if code != 0 {
+		t.Fatalf("show: exit %d %s", code, errOut)
+	}
+	var shown struct {
+		Email, FirstName, Company, Stage string
+		CustomFields                     map[string]string `json:"custom_fields"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		t.Fatalf("show --json is not JSON: %v\n%s", err, out)
+	}
+	if shown.Email != "klaus.schmidt@example.de" || shown.Stage != "prospect" || shown.Company != "Schmidt GmbH" {
+		t.Errorf("re-import lost data or changed the stage: %+v", shown)
+	}
+	if shown.CustomFields["industry"] != "machines" || shown.CustomFields["source"] != "referral" {
+		t.Errorf("custom fields not merged: %v", shown.CustomFields)
+	}
+}
+
+func TestContactsStageNotePurchase(t *testing.T) {
+	cfg, dir := setupExample(t)
+	if code, _, errOut := cli(t, "-config", cfg, "contacts", "import", filepath.Join(dir, "contacts.csv")); code != 0 {
+		t.Fatal(errOut)
+	}
+	steps := [][]string{
+		{"contacts", "set-stage", "sam@example.com", "prospect"},
+		{"contacts", "note", "sam@example.com", "Called,", "wants a quote"},
+		{"contacts", "purchase", "SAM@example.com", "--amount", "249.50"},
+	}
+	for _, s := range steps {
+		if code, out, errOut := cli(t, append([]string{"-config", cfg}, s...)...); code != 0 {
+			t.Fatalf("%v: exit %d %s%s", s, code, out, errOut)
+		}
+	}
+	if code, _, errOut := cli(t, "-config", cfg, "contacts", "set-stage", "sam@example.com", "winner"); code != 2 || !strings.Contains(errOut, `unknown stage "winner"`) {
+		t.Errorf("unknown stage: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, "-config", cfg, "contacts", "note", "nobody@example.com", "hi"); code != 1 || !strings.Contains(errOut, "nobody@example.com") {
+		t.Errorf("note for unknown contact: exit %d %s", code, errOut)
+	}
+	code, out, _ := cli(t, "-config", cfg, "contacts", "show", "sam@example.com")
+	if code != 0 {
+		t.Fatal(out)
+	}
+	for _, want := range []string{"stage:", "prospect", "purchases:  1", "stage_changed", "note", "wants a quote", "purchase", "249.50"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = cli(t, "-config", cfg, "contacts", "list", "--stage", "prospect", "--json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
+		t.Fatalf("list --json: %d %v %s", code, err, out)
+	}
+	if got := fmt.Sprint(len(list)); got != "2" {
+		t.Errorf("prospects: %s, want 2 (klaus and sam)", got)
+	}
+}

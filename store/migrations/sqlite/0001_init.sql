@@ -1,0 +1,152 @@
+-- followupd schema, SQLite.
+--
+-- Times are INTEGER microseconds since the Unix epoch, UTC, declared TIMESTAMP
+-- so that the driver converts them to and from time.Time. The CHECKs make
+-- sure no text time ever slips in: one would sort before every integer and
+-- break ORDER BY and comparisons silently.
+
+CREATE TABLE contacts (
+    id            INTEGER PRIMARY KEY,
+    -- Lower-cased and trimmed by the application; the CHECK makes the UNIQUE
+    -- constraint a case-insensitive one.
+    email         TEXT    NOT NULL UNIQUE CHECK (email <> '' AND email = lower(trim(email))),
+    first_name    TEXT    NOT NULL DEFAULT '',
+    last_name     TEXT    NOT NULL DEFAULT '',
+    company       TEXT    NOT NULL DEFAULT '',
+    timezone      TEXT    NOT NULL DEFAULT '',
+    -- 'YYYY-MM-DD'; TEXT, not DATE, which would give it NUMERIC affinity.
+    birthday      TEXT    CHECK (birthday IS NULL OR birthday GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    custom_fields TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(custom_fields) AND json_type(custom_fields) = 'object'),
+    stage         TEXT    NOT NULL CHECK (stage <> ''),
+    owner_account TEXT    NOT NULL DEFAULT '',
+    suppressed    INTEGER NOT NULL DEFAULT 0 CHECK (suppressed IN (0, 1)),
+    purchases     INTEGER NOT NULL DEFAULT 0 CHECK (purchases >= 0),
+    created_at    TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at    TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer')
+);
+
+CREATE INDEX contacts_stage ON contacts (stage);
+
+CREATE TABLE enrollments (
+    id           INTEGER PRIMARY KEY,
+    contact_id   INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    sequence     TEXT    NOT NULL CHECK (sequence <> ''),
+    account      TEXT    NOT NULL DEFAULT '',
+    status       TEXT    NOT NULL CHECK (status IN ('active', 'paused', 'snoozed', 'finished', 'stopped')),
+    step         INTEGER NOT NULL DEFAULT 0 CHECK (step >= 0),
+    variant      TEXT    NOT NULL DEFAULT '',
+    due_at       TIMESTAMP CHECK (due_at IS NULL OR typeof(due_at) = 'integer'),
+    paused_until TIMESTAMP CHECK (paused_until IS NULL OR typeof(paused_until) = 'integer'),
+    last_sent_at TIMESTAMP CHECK (last_sent_at IS NULL OR typeof(last_sent_at) = 'integer'),
+    created_at   TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at   TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer')
+);
+
+-- The scheduler's pass: cost grows with due steps, not with contacts.
+CREATE INDEX enrollments_status_due ON enrollments (status, due_at);
+CREATE INDEX enrollments_contact ON enrollments (contact_id);
+-- One live enrollment per contact and sequence; finished and stopped ones
+-- are history and may repeat.
+CREATE UNIQUE INDEX enrollments_one_live ON enrollments (contact_id, sequence)
+    WHERE status IN ('active', 'paused', 'snoozed');
+
+CREATE TABLE messages_out (
+    id              INTEGER PRIMARY KEY,
+    enrollment_id   INTEGER NOT NULL REFERENCES enrollments (id) ON DELETE CASCADE,
+    step            INTEGER NOT NULL CHECK (step >= 0),
+    contact_id      INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    account         TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'uncertain')),
+    message_id      TEXT    NOT NULL UNIQUE CHECK (message_id <> ''),
+    thread_root     TEXT,
+    in_reply_to     TEXT    NOT NULL DEFAULT '',
+    subject         TEXT    NOT NULL DEFAULT '',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT    NOT NULL DEFAULT '',
+    next_attempt_at TIMESTAMP CHECK (next_attempt_at IS NULL OR typeof(next_attempt_at) = 'integer'),
+    created_at      TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
+    sent_at         TIMESTAMP CHECK (sent_at IS NULL OR typeof(sent_at) = 'integer'),
+    updated_at      TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    -- No step is sent twice.
+    UNIQUE (enrollment_id, step)
+);
+
+CREATE INDEX messages_out_status_next ON messages_out (status, next_attempt_at);
+CREATE INDEX messages_out_contact ON messages_out (contact_id);
+
+CREATE TABLE messages_in (
+    id             INTEGER PRIMARY KEY,
+    account        TEXT    NOT NULL,
+    mailbox        TEXT    NOT NULL,
+    uidvalidity    INTEGER NOT NULL,
+    uid            INTEGER NOT NULL,
+    message_id     TEXT    NOT NULL DEFAULT '',
+    from_addr      TEXT    NOT NULL DEFAULT '',
+    subject        TEXT    NOT NULL DEFAULT '',
+    kind           TEXT    NOT NULL DEFAULT '',
+    intent         TEXT    NOT NULL DEFAULT '',
+    bounce_class   TEXT    NOT NULL DEFAULT '',
+    excerpt        TEXT    NOT NULL DEFAULT '',
+    contact_id     INTEGER REFERENCES contacts (id) ON DELETE SET NULL,
+    message_out_id INTEGER REFERENCES messages_out (id) ON DELETE SET NULL,
+    received_at    TIMESTAMP NOT NULL CHECK (typeof(received_at) = 'integer'),
+    created_at     TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
+    -- No reply is counted twice.
+    UNIQUE (account, mailbox, uidvalidity, uid)
+);
+
+-- A UIDVALIDITY change rescans the mailbox, deduplicated by Message-ID.
+CREATE INDEX messages_in_message_id ON messages_in (message_id);
+CREATE INDEX messages_in_contact ON messages_in (contact_id);
+CREATE INDEX messages_in_message_out ON messages_in (message_out_id);
+
+CREATE TABLE accounts_state (
+    account      TEXT    NOT NULL PRIMARY KEY,
+    send_day     TEXT    NOT NULL DEFAULT '',
+    sent_today   INTEGER NOT NULL DEFAULT 0,
+    next_send_at TIMESTAMP CHECK (next_send_at IS NULL OR typeof(next_send_at) = 'integer'),
+    updated_at   TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer')
+);
+
+CREATE TABLE imap_checkpoints (
+    account     TEXT    NOT NULL,
+    mailbox     TEXT    NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    last_uid    INTEGER NOT NULL,
+    updated_at  TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    PRIMARY KEY (account, mailbox)
+);
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    type       TEXT    NOT NULL CHECK (type <> ''),
+    data       TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+    created_at TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer')
+);
+
+CREATE INDEX events_contact_time ON events (contact_id, created_at, id);
+
+CREATE TABLE suppressions (
+    id         INTEGER PRIMARY KEY,
+    value      TEXT    NOT NULL UNIQUE CHECK (value <> '' AND value = lower(trim(value))),
+    kind       TEXT    NOT NULL CHECK (kind IN ('address', 'domain')),
+    reason     TEXT    NOT NULL DEFAULT '',
+    created_at TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer')
+);
+
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER REFERENCES events (id) ON DELETE SET NULL,
+    url             TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMP CHECK (next_attempt_at IS NULL OR typeof(next_attempt_at) = 'integer'),
+    last_error      TEXT    NOT NULL DEFAULT '',
+    created_at      TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at      TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer')
+);
+
+CREATE INDEX webhook_deliveries_status_next ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
