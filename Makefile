@@ -12,7 +12,7 @@ install:
 	$(GO) install ./cmd/followupd
 
 test:
-	$(GO) test -count=1 $(PKGS)
+	./.ci/gotest
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -24,7 +24,7 @@ vet:
 # The full test command (README): formatting, vet, the race-enabled suite on
 # SQLite and — when FOLLOWUPD_TEST_POSTGRES is set — Postgres, then short fuzz runs.
 ci: fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	./.ci/gotest
 	$(MAKE) fuzz-short
 
 fuzz-short:

@@ -144,7 +144,9 @@ func (r *runner) insertMessageOut(ctx context.Context, m MessageOut) (int64, err
 	now := r.now()
 	var id int64
 	err := r.get(ctx, &id, r.q.insertMessageOut, m.EnrollmentID, m.Step, m.ContactID, m.Account,
-		m.Status, m.MessageID, m.ThreadRoot, m.InReplyTo, m.Subject, m.Attempts, m.LastError,
+		m.Status, m.MessageID, m.ThreadRoot, m.InReplyTo, m.Subject, m.Sequence, m.Template,
+		m.ToAddr, m.ToName, m.FromAddr, m.FromName, m.References, m.BodyText, m.BodyHTML,
+		m.UnsubscribeURL, m.Attempts, m.LastError,
 		dbTimePtr(m.NextAttemptAt), now, dbTimePtr(m.SentAt), now)
 	if err != nil {
 		return 0, fmt.Errorf("store: unable to insert outbound message %s: %w", m.MessageID, classify(err))

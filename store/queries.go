@@ -37,8 +37,9 @@ const enrollmentColumns = `id, contact_id, sequence, account, status, step, vari
 	due_at, paused_until, last_sent_at, created_at, updated_at`
 
 const messageOutColumns = `id, enrollment_id, step, contact_id, account, status, message_id,
-	COALESCE(thread_root, '') AS thread_root, in_reply_to, subject, attempts, last_error,
-	next_attempt_at, created_at, sent_at, updated_at`
+	COALESCE(thread_root, '') AS thread_root, in_reply_to, subject, sequence, template,
+	to_addr, to_name, from_addr, from_name, references_hdr, body_text, body_html,
+	unsubscribe_url, attempts, last_error, next_attempt_at, created_at, sent_at, updated_at`
 
 const messageInColumns = `id, account, mailbox, uidvalidity, uid, message_id, from_addr,
 	subject, kind, intent, bounce_class, excerpt, contact_id, message_out_id,
@@ -171,9 +172,10 @@ func newQueries(dialect string) *queries {
 		ORDER BY due_at, id LIMIT ?`
 
 	q.insertMessageOut = `INSERT INTO messages_out (enrollment_id, step, contact_id, account,
-		status, message_id, thread_root, in_reply_to, subject, attempts, last_error,
-		next_attempt_at, created_at, sent_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		status, message_id, thread_root, in_reply_to, subject, sequence, template,
+		to_addr, to_name, from_addr, from_name, references_hdr, body_text, body_html,
+		unsubscribe_url, attempts, last_error, next_attempt_at, created_at, sent_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	q.messageOutByMsgID = `SELECT ` + messageOutColumns + ` FROM messages_out WHERE message_id = ?`
 	q.insertMessageIn = `INSERT INTO messages_in (account, mailbox, uidvalidity, uid, message_id,
 		from_addr, subject, kind, intent, bounce_class, excerpt, contact_id, message_out_id,

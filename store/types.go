@@ -187,6 +187,17 @@ type MessageOut struct {
 	ThreadRoot    string     `db:"thread_root" json:"thread_root"`
 	InReplyTo     string     `db:"in_reply_to" json:"in_reply_to"`
 	Subject       string     `db:"subject" json:"subject"`
+	// The rendered message, fixed when the step is claimed.
+	Sequence       string `db:"sequence" json:"sequence"`
+	Template       string `db:"template" json:"template"`
+	ToAddr         string `db:"to_addr" json:"to_addr"`
+	ToName         string `db:"to_name" json:"to_name"`
+	FromAddr       string `db:"from_addr" json:"from_addr"`
+	FromName       string `db:"from_name" json:"from_name"`
+	References     string `db:"references_hdr" json:"references"`
+	BodyText       string `db:"body_text" json:"-"`
+	BodyHTML       string `db:"body_html" json:"-"`
+	UnsubscribeURL string `db:"unsubscribe_url" json:"-"`
 	Attempts      int        `db:"attempts" json:"attempts"`
 	LastError     string     `db:"last_error" json:"last_error"`
 	NextAttemptAt *time.Time `db:"next_attempt_at" json:"next_attempt_at,omitempty"`

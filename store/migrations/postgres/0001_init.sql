@@ -55,6 +55,18 @@ CREATE TABLE messages_out (
     thread_root     TEXT,
     in_reply_to     TEXT        NOT NULL DEFAULT '',
     subject         TEXT        NOT NULL DEFAULT '',
+    -- What the outbox sends, fixed when the step is claimed so a retry or a
+    -- restart sends exactly what was planned.
+    sequence        TEXT        NOT NULL DEFAULT '',
+    template        TEXT        NOT NULL DEFAULT '',
+    to_addr         TEXT        NOT NULL DEFAULT '',
+    to_name         TEXT        NOT NULL DEFAULT '',
+    from_addr       TEXT        NOT NULL DEFAULT '',
+    from_name       TEXT        NOT NULL DEFAULT '',
+    references_hdr  TEXT        NOT NULL DEFAULT '',
+    body_text       TEXT        NOT NULL DEFAULT '',
+    body_html       TEXT        NOT NULL DEFAULT '',
+    unsubscribe_url TEXT        NOT NULL DEFAULT '',
     attempts        INTEGER     NOT NULL DEFAULT 0,
     last_error      TEXT        NOT NULL DEFAULT '',
     next_attempt_at TIMESTAMPTZ,
