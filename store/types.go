@@ -184,26 +184,26 @@ type MessageOut struct {
 	MessageID string `db:"message_id" json:"message_id"`
 	// ThreadRoot is the Message-ID of the sequence's first message; empty
 	// for that first message.
-	ThreadRoot    string     `db:"thread_root" json:"thread_root"`
-	InReplyTo     string     `db:"in_reply_to" json:"in_reply_to"`
-	Subject       string     `db:"subject" json:"subject"`
+	ThreadRoot string `db:"thread_root" json:"thread_root"`
+	InReplyTo  string `db:"in_reply_to" json:"in_reply_to"`
+	Subject    string `db:"subject" json:"subject"`
 	// The rendered message, fixed when the step is claimed.
-	Sequence       string `db:"sequence" json:"sequence"`
-	Template       string `db:"template" json:"template"`
-	ToAddr         string `db:"to_addr" json:"to_addr"`
-	ToName         string `db:"to_name" json:"to_name"`
-	FromAddr       string `db:"from_addr" json:"from_addr"`
-	FromName       string `db:"from_name" json:"from_name"`
-	References     string `db:"references_hdr" json:"references"`
-	BodyText       string `db:"body_text" json:"-"`
-	BodyHTML       string `db:"body_html" json:"-"`
-	UnsubscribeURL string `db:"unsubscribe_url" json:"-"`
-	Attempts      int        `db:"attempts" json:"attempts"`
-	LastError     string     `db:"last_error" json:"last_error"`
-	NextAttemptAt *time.Time `db:"next_attempt_at" json:"next_attempt_at,omitempty"`
-	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
-	SentAt        *time.Time `db:"sent_at" json:"sent_at,omitempty"`
-	UpdatedAt     time.Time  `db:"updated_at" json:"updated_at"`
+	Sequence       string     `db:"sequence" json:"sequence"`
+	Template       string     `db:"template" json:"template"`
+	ToAddr         string     `db:"to_addr" json:"to_addr"`
+	ToName         string     `db:"to_name" json:"to_name"`
+	FromAddr       string     `db:"from_addr" json:"from_addr"`
+	FromName       string     `db:"from_name" json:"from_name"`
+	References     string     `db:"references_hdr" json:"references"`
+	BodyText       string     `db:"body_text" json:"-"`
+	BodyHTML       string     `db:"body_html" json:"-"`
+	UnsubscribeURL string     `db:"unsubscribe_url" json:"-"`
+	Attempts       int        `db:"attempts" json:"attempts"`
+	LastError      string     `db:"last_error" json:"last_error"`
+	NextAttemptAt  *time.Time `db:"next_attempt_at" json:"next_attempt_at,omitempty"`
+	CreatedAt      time.Time  `db:"created_at" json:"created_at"`
+	SentAt         *time.Time `db:"sent_at" json:"sent_at,omitempty"`
+	UpdatedAt      time.Time  `db:"updated_at" json:"updated_at"`
 }
 
 func (m *MessageOut) scanned() {
