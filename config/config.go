@@ -3,6 +3,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -458,8 +459,13 @@ func (c *Config) applyDefaults() {
 		if a.DailyLimit == 0 {
 			a.DailyLimit = 50
 		}
-		if a.MinGap == 0 && a.MaxGap == 0 {
-			a.MinGap, a.MaxGap = Duration(2*time.Minute), Duration(6*time.Minute)
+		// A gap written as 0 means no pause; only an absent one gets the default.
+		p := fmt.Sprintf("accounts[%d].", i)
+		if _, set := c.pos[p+"min_gap"]; !set && a.MinGap == 0 {
+			a.MinGap = Duration(2 * time.Minute)
+		}
+		if _, set := c.pos[p+"max_gap"]; !set && a.MaxGap == 0 {
+			a.MaxGap = max(a.MinGap, Duration(6*time.Minute))
 		}
 		defaultWindow(&a.SendWindow, "account")
 		if a.OnUncertain == "" {

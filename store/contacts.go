@@ -159,7 +159,7 @@ func (r *runner) upsertBatch(ctx context.Context, cs []Contact, source string) (
 	}
 
 	results := make([]upsertResult, len(cs))
-	evArgs := make([]any, 0, len(cs)*4)
+	evArgs := make([]any, 0, len(cs)*5)
 	for i, c := range cs {
 		id, ok := ids[c.Email]
 		if !ok {
@@ -181,9 +181,9 @@ func (r *runner) upsertBatch(ctx context.Context, cs []Contact, source string) (
 		if err != nil {
 			return nil, fmt.Errorf("store: unable to encode event: %w", err)
 		}
-		evArgs = append(evArgs, id, typ, string(b), now)
+		evArgs = append(evArgs, id, typ, string(b), now, triggers(typ))
 	}
-	if n := len(evArgs) / 4; n > 0 {
+	if n := len(evArgs) / 5; n > 0 {
 		if _, err := r.exec(ctx, r.q.insertEventsSQL(n), evArgs...); err != nil {
 			return nil, fmt.Errorf("store: unable to write contact events: %w", classify(err))
 		}

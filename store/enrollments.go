@@ -10,7 +10,7 @@ import (
 
 var enrollmentStatuses = []string{EnrollmentActive, EnrollmentPaused, EnrollmentSnoozed, EnrollmentFinished, EnrollmentStopped}
 
-var messageStatuses = []string{MessageQueued, MessageSending, MessageSent, MessageFailed, MessageUncertain}
+var messageStatuses = []string{MessageQueued, MessageSending, MessageSent, MessageFailed, MessageUncertain, MessageCancelled}
 
 // CreateEnrollment enrolls a contact in a sequence (status active unless
 // given) and returns its id. A second live (active, paused or snoozed)

@@ -34,7 +34,7 @@ func (r *runner) addEvent(ctx context.Context, contactID int64, typ string, data
 	}
 	// text, not []byte: bytes would become bytea on Postgres and a BLOB on
 	// SQLite.
-	if _, err := r.exec(ctx, r.q.insertEvent, contactID, typ, text, r.now()); err != nil {
+	if _, err := r.exec(ctx, r.q.insertEvent, contactID, typ, text, r.now(), triggers(typ)); err != nil {
 		if isForeignKeyViolation(err) {
 			return notFound("no contact with id %d", contactID)
 		}
@@ -54,13 +54,25 @@ func (s *Store) Timeline(ctx context.Context, contactID int64, limit int) ([]Eve
 	slices.Reverse(rows)
 	events := make([]Event, len(rows))
 	for i, r := range rows {
-		events[i] = Event{
-			ID:        r.ID,
-			ContactID: r.ContactID,
-			Type:      r.Type,
-			Data:      json.RawMessage(r.Data),
-			CreatedAt: r.CreatedAt.UTC(),
-		}
+		events[i] = r.event()
 	}
 	return events, nil
+}
+
+func (r eventRow) event() Event {
+	return Event{
+		ID:        r.ID,
+		ContactID: r.ContactID,
+		Type:      r.Type,
+		Data:      json.RawMessage(r.Data),
+		CreatedAt: r.CreatedAt.UTC(),
+	}
+}
+
+// triggers tells whether an event may enroll the contact in a sequence
+// (a contact created or entering a stage): such events wait, marked pending,
+// for the scheduler's trigger pass. A flag read with SKIP LOCKED, rather than
+// a cursor over ids, because Postgres ids can commit out of order.
+func triggers(typ string) bool {
+	return typ == EventCreated || typ == EventStageChanged
 }

@@ -157,7 +157,7 @@ func newQueries(dialect string) *queries {
 		OR EXISTS (SELECT 1 FROM contacts WHERE email = ? AND suppressed)`
 	q.listSuppressions = `SELECT id, value, kind, reason, created_at FROM suppressions ORDER BY id`
 
-	q.insertEvent = `INSERT INTO events (contact_id, type, data, created_at) VALUES (?, ?, ?, ?)`
+	q.insertEvent = `INSERT INTO events (contact_id, type, data, created_at, pending) VALUES (?, ?, ?, ?, ?)`
 	// Newest first so that LIMIT keeps the latest; the caller reverses.
 	q.timeline = `SELECT id, contact_id, type, data, created_at FROM events
 		WHERE contact_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`
@@ -226,7 +226,7 @@ func (q *queries) existingContactsSQL(n int) string {
 // insertEventsSQL inserts n events in one statement.
 func (q *queries) insertEventsSQL(n int) string {
 	return sqlx.Rebind(sqlx.BindType(q.dialect),
-		`INSERT INTO events (contact_id, type, data, created_at) VALUES `+valueRows(n, 4))
+		`INSERT INTO events (contact_id, type, data, created_at, pending) VALUES `+valueRows(n, 5))
 }
 
 // placeholders returns "?, ?, ..." with n marks.

@@ -29,13 +29,16 @@ const (
 )
 
 // Outbound message statuses: queued → sending → sent, or failed; a row left
-// sending by a crash becomes uncertain and is never sent blindly again.
+// sending by a crash becomes uncertain and is never sent blindly again. A
+// queued row whose enrollment or contact no longer allows it (a reply, an
+// unsubscribe, a bounce, a suppression) is cancelled when the sender claims it.
 const (
 	MessageQueued    = "queued"
 	MessageSending   = "sending"
 	MessageSent      = "sent"
 	MessageFailed    = "failed"
 	MessageUncertain = "uncertain"
+	MessageCancelled = "cancelled"
 )
 
 // Suppression kinds.

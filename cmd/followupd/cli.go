@@ -58,6 +58,8 @@ func commands() []command {
 		{"contacts set-stage", "EMAIL STAGE [--reason TEXT]", "move a contact to a stage", cmdContactsSetStage},
 		{"contacts note", "EMAIL TEXT", "add a note to a contact's timeline", cmdContactsNote},
 		{"contacts purchase", "EMAIL [--amount X] [--note TEXT]", "record a purchase", cmdContactsPurchase},
+		{"enroll", "EMAIL SEQUENCE [--at TIME]", "enroll a contact in a sequence", cmdEnroll},
+		{"unenroll", "EMAIL [SEQUENCE]", "stop a contact's enrollments (all, or in one sequence)", cmdUnenroll},
 	}
 }
 

@@ -50,7 +50,7 @@ CREATE TABLE messages_out (
     step            INTEGER     NOT NULL CHECK (step >= 0),
     contact_id      BIGINT      NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
     account         TEXT        NOT NULL,
-    status          TEXT        NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'uncertain')),
+    status          TEXT        NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
     message_id      TEXT        NOT NULL UNIQUE CHECK (message_id <> ''),
     thread_root     TEXT,
     in_reply_to     TEXT        NOT NULL DEFAULT '',
@@ -129,10 +129,13 @@ CREATE TABLE events (
     contact_id BIGINT      NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
     type       TEXT        NOT NULL CHECK (type <> ''),
     data       JSONB       NOT NULL DEFAULT '{}',
-    created_at TIMESTAMPTZ NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    -- Waiting for the scheduler's trigger pass (see store.triggers).
+    pending    BOOLEAN     NOT NULL DEFAULT FALSE
 );
 
 CREATE INDEX events_contact_time ON events (contact_id, created_at, id);
+CREATE INDEX events_pending ON events (id) WHERE pending;
 
 CREATE TABLE suppressions (
     id         BIGSERIAL PRIMARY KEY,
@@ -157,3 +160,4 @@ CREATE TABLE webhook_deliveries (
 
 CREATE INDEX webhook_deliveries_status_next ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+

@@ -56,7 +56,7 @@ CREATE TABLE messages_out (
     step            INTEGER NOT NULL CHECK (step >= 0),
     contact_id      INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
     account         TEXT    NOT NULL,
-    status          TEXT    NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'uncertain')),
+    status          TEXT    NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
     message_id      TEXT    NOT NULL UNIQUE CHECK (message_id <> ''),
     thread_root     TEXT,
     in_reply_to     TEXT    NOT NULL DEFAULT '',
@@ -134,10 +134,13 @@ CREATE TABLE events (
     contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
     type       TEXT    NOT NULL CHECK (type <> ''),
     data       TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
-    created_at TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer')
+    created_at TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
+    -- Waiting for the scheduler's trigger pass (see store.triggers).
+    pending    INTEGER NOT NULL DEFAULT 0 CHECK (pending IN (0, 1))
 );
 
 CREATE INDEX events_contact_time ON events (contact_id, created_at, id);
+CREATE INDEX events_pending ON events (id) WHERE pending = 1;
 
 CREATE TABLE suppressions (
     id         INTEGER PRIMARY KEY,
@@ -162,3 +165,4 @@ CREATE TABLE webhook_deliveries (
 
 CREATE INDEX webhook_deliveries_status_next ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+
