@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cli runs followupd in-process and returns its exit status and output.
@@ -221,5 +222,55 @@ func TestContactsStageNotePurchase(t *testing.T) {
 	}
 	if got := fmt.Sprint(len(list)); got != "2" {
 		t.Errorf("prospects: %s, want 2 (klaus and sam)", got)
+	}
+}
+
+func TestPreviewDatesAreInsideTheWindow(t *testing.T) {
+	code, out, errOut := cli(t, "-config", "../../examples/followup.yaml", "preview", "intro", "--start", "2026-12-24T16:30:00Z", "--json")
+	if code != 0 {
+		t.Fatalf("preview exit %d: %s", code, errOut)
+	}
+	var steps []struct {
+		Step    int
+		At      time.Time
+		Subject string
+		Error   string
+	}
+	if err := json.Unmarshal([]byte(out), &steps); err != nil || len(steps) != 3 {
+		t.Fatalf("preview --json: %v\n%s", err, out)
+	}
+	ams, _ := time.LoadLocation("Europe/Amsterdam")
+	for _, s := range steps {
+		local := s.At.In(ams)
+		if s.Error != "" || local.Weekday() == time.Saturday || local.Weekday() == time.Sunday || local.Hour() < 9 || local.Hour() >= 17 {
+			t.Errorf("step %d at %s (%s), error %q: outside mon-fri 09:00-17:00", s.Step, local, local.Weekday(), s.Error)
+		}
+		if local.Month() == time.December && local.Day() == 25 {
+			t.Errorf("step %d planned on the 25 December holiday", s.Step)
+		}
+	}
+	if !strings.HasPrefix(steps[1].Subject, "Re: ") {
+		t.Errorf("step 2 threads as a reply, subject %q", steps[1].Subject)
+	}
+}
+
+func TestEnrollAndUnenroll(t *testing.T) {
+	cfg, dir := setupExample(t)
+	cli(t, "-config", cfg, "contacts", "import", filepath.Join(dir, "contacts.csv"))
+	if code, out, errOut := cli(t, "-config", cfg, "enroll", "sam@example.com", "nurture"); code != 0 || !strings.Contains(out, "enrolled in nurture") {
+		t.Fatalf("enroll: %d %s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, "-config", cfg, "enroll", "sam@example.com", "nurture"); code != 1 || !strings.Contains(errOut, "already enrolled") {
+		t.Errorf("second enroll: %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, "-config", cfg, "enroll", "sam@example.com", "nurtur"); code != 2 || !strings.Contains(errOut, `unknown sequence "nurtur"`) {
+		t.Errorf("unknown sequence: %d %s", code, errOut)
+	}
+	if code, out, _ := cli(t, "-config", cfg, "unenroll", "sam@example.com"); code != 0 || !strings.Contains(out, "1 enrollment(s) stopped") {
+		t.Errorf("unenroll: %d %s", code, out)
+	}
+	cli(t, "-config", cfg, "contacts", "set-stage", "sam@example.com", "not_interested")
+	if code, _, errOut := cli(t, "-config", cfg, "enroll", "sam@example.com", "nurture"); code != 1 || !strings.Contains(errOut, "never mailed") {
+		t.Errorf("enrolling a lost contact: %d %s", code, errOut)
 	}
 }

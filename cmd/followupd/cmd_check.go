@@ -8,13 +8,14 @@ import (
 	"path/filepath"
 
 	"github.com/followupd/followupd/config"
+	"github.com/followupd/followupd/daemon"
 	"github.com/followupd/followupd/store"
 	"github.com/followupd/followupd/templates"
 )
 
 // cmdCheck checks the configuration and everything it refers to, without
 // changing anything: templates, files, and the database's reachability and schema.
-func cmdCheck(e *env, args []string) error {
+func cmdCheck(e *env, args []string) (err error) {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	if _, err := e.parseFlags(fs, args, ""); err != nil {
 		return err
@@ -29,7 +30,17 @@ func cmdCheck(e *env, args []string) error {
 	if err := checkTemplates(e, c); err != nil {
 		return err
 	}
+	rt, err := daemon.NewRuntime(c)
+	if err != nil {
+		return err
+	}
 
+	var fields map[string]string
+	defer func() {
+		if err == nil {
+			err = checkRender(e, rt, fields)
+		}
+	}()
 	switch c.Database.Driver {
 	case "sqlite":
 		path := c.DatabaseDSN()
@@ -53,6 +64,7 @@ func cmdCheck(e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "database: %s reachable, schema version %d of %d\n", c.Database.Driver, cur, latest)
+		fields = knownCustomFields(e, s)
 	}
 	return nil
 }
@@ -96,4 +108,13 @@ func prefixTemplateErrors(dir string, err error) error {
 		out[i] = config.Error{File: filepath.Join(dir, te.File), Pos: config.Pos{Line: te.Line, Col: te.Col}, Msg: te.Msg}
 	}
 	return out
+}
+
+// checkRender renders every step for a sample and an email-only contact.
+func checkRender(e *env, rt *daemon.Runtime, fields map[string]string) error {
+	if errs := rt.CheckRender(fields); len(errs) > 0 {
+		return errs
+	}
+	fmt.Fprintf(e.stdout, "every sequence step renders for a full sample contact and for one with only an email\n")
+	return nil
 }
