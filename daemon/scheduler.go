@@ -74,6 +74,9 @@ func (s *Scheduler) gap(minGap, maxGap time.Duration) time.Duration {
 // RunOnce runs one scheduler pass and returns how many messages it queued.
 func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	rt := s.Runtime()
+	if err := s.wake(ctx, rt); err != nil {
+		return 0, err
+	}
 	if err := s.runTriggers(ctx, rt); err != nil {
 		return 0, err
 	}
@@ -312,15 +315,13 @@ func (s *Scheduler) processEnrollment(ctx context.Context, tx *store.Tx, rt *Run
 			m.References = strings.Join(ids, " ")
 		}
 	}
-	if _, err := tx.InsertMessageOut(ctx, m); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			// This step already has a message (a crash between insert and
-			// advance cannot happen in one transaction, but a replica or an
-			// operator may have done it): never a second one.
-			e.DueAt = nil
-			return false, tx.UpdateEnrollment(ctx, e)
-		}
+	if _, inserted, err := tx.InsertMessageOutOnce(ctx, m); err != nil {
 		return false, err
+	} else if !inserted {
+		// This step already has a message (queued by an earlier pass
+		// whose enrollment was then edited by hand, say): never a second.
+		e.Step, e.DueAt = k, nil
+		return false, tx.UpdateEnrollment(ctx, e)
 	}
 	e.Step, e.Variant, e.DueAt = k, name, nil
 	return true, tx.UpdateEnrollment(ctx, e)
@@ -368,7 +369,10 @@ func AfterSent(ctx context.Context, tx *store.Tx, rt *Runtime, m store.MessageOu
 	if err != nil {
 		return err
 	}
-	if e.Status != store.EnrollmentActive || e.Step != m.Step {
+	// A paused or snoozed enrollment still records its progress, so waking
+	// it continues with the next step; an ended one is left alone.
+	live := e.Status == store.EnrollmentActive || e.Status == store.EnrollmentPaused || e.Status == store.EnrollmentSnoozed
+	if !live || e.Step != m.Step {
 		return nil
 	}
 	c, err := tx.ContactByID(ctx, e.ContactID)
@@ -382,6 +386,7 @@ func AfterSent(ctx context.Context, tx *store.Tx, rt *Runtime, m store.MessageOu
 	}
 	k, ok := seq.NextStep(m.Step+1, contactFields(c))
 	if !ok {
+		e.Step = len(seq.Steps)
 		if err := tx.UpdateEnrollment(ctx, e); err != nil {
 			return err
 		}

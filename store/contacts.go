@@ -197,19 +197,24 @@ func (r *runner) upsertBatch(ctx context.Context, cs []Contact, source string) (
 // Purchases only raised. A new contact gets a "created" event, a changed
 // stage a "stage_changed" one.
 func (s *Store) UpsertContact(ctx context.Context, c Contact) (id int64, created bool, err error) {
+	err = s.InTx(ctx, func(tx *Tx) error {
+		id, created, err = tx.UpsertContact(ctx, c)
+		return err
+	})
+	return id, created, err
+}
+
+// UpsertContact is Store.UpsertContact inside the transaction.
+func (tx *Tx) UpsertContact(ctx context.Context, c Contact) (id int64, created bool, err error) {
 	c, err = normalizeContact(c)
 	if err != nil {
 		return 0, false, err
 	}
-	err = s.InTx(ctx, func(tx *Tx) error {
-		res, err := tx.r.upsertBatch(ctx, []Contact{c}, "upsert")
-		if err != nil {
-			return err
-		}
-		id, created = res[0].id, res[0].created
-		return nil
-	})
-	return id, created, err
+	res, err := tx.r.upsertBatch(ctx, []Contact{c}, "upsert")
+	if err != nil {
+		return 0, false, err
+	}
+	return res[0].id, res[0].created, nil
 }
 
 // ImportContacts upserts cs like UpsertContact, all in one transaction: a
@@ -432,29 +437,35 @@ func (r *runner) contactID(ctx context.Context, email string) (int64, error) {
 // event with the amount (a decimal kept as written, so no cent is lost to
 // floating point) and note; it returns the new purchase count.
 func (s *Store) RecordPurchase(ctx context.Context, email, amount, note string) (purchases int, err error) {
+	err = s.InTx(ctx, func(tx *Tx) error {
+		purchases, err = tx.RecordPurchase(ctx, email, amount, note)
+		return err
+	})
+	return purchases, err
+}
+
+// RecordPurchase is Store.RecordPurchase inside the transaction, so the
+// rules a purchase triggers commit with it.
+func (tx *Tx) RecordPurchase(ctx context.Context, email, amount, note string) (purchases int, err error) {
 	email = NormalizeEmail(email)
 	amount = strings.TrimSpace(amount)
 	if amount != "" && !isDecimal(amount) {
 		return 0, fmt.Errorf("store: invalid purchase amount %q: want a decimal number such as 49.90", amount)
 	}
-	err = s.InTx(ctx, func(tx *Tx) error {
-		var row struct {
-			ID        int64 `db:"id"`
-			Purchases int   `db:"purchases"`
+	var row struct {
+		ID        int64 `db:"id"`
+		Purchases int   `db:"purchases"`
+	}
+	if err := tx.r.get(ctx, &row, tx.r.q.recordPurchase, tx.r.now(), email); err != nil {
+		if isNoRows(err) {
+			return 0, notFound("no contact with email %s", email)
 		}
-		if err := tx.r.get(ctx, &row, tx.r.q.recordPurchase, tx.r.now(), email); err != nil {
-			if isNoRows(err) {
-				return notFound("no contact with email %s", email)
-			}
-			return fmt.Errorf("store: unable to record a purchase by %s: %w", email, err)
-		}
-		purchases = row.Purchases
-		return tx.r.addEvent(ctx, row.ID, EventPurchase, struct {
-			Amount string `json:"amount"`
-			Note   string `json:"note,omitempty"`
-		}{amount, note})
-	})
-	return purchases, err
+		return 0, fmt.Errorf("store: unable to record a purchase by %s: %w", email, err)
+	}
+	return row.Purchases, tx.r.addEvent(ctx, row.ID, EventPurchase, struct {
+		Amount string `json:"amount"`
+		Note   string `json:"note,omitempty"`
+	}{amount, note})
 }
 
 // isDecimal accepts an optional sign, digits and at most one decimal point.

@@ -247,3 +247,48 @@ func (r *runner) checkpoint(ctx context.Context, account, mailbox string) (Check
 	utc(&cp.UpdatedAt)
 	return cp, nil
 }
+
+// InsertMessageInOnce records an inbound message unless the same mailbox
+// UID is already recorded; inserted is false then. Unlike InsertMessageIn it
+// leaves the transaction usable on Postgres, where a refused INSERT would
+// abort it.
+func (tx *Tx) InsertMessageInOnce(ctx context.Context, m MessageIn) (id int64, inserted bool, err error) {
+	r := tx.r
+	now := r.now()
+	received := now
+	if !m.ReceivedAt.IsZero() {
+		received = dbTime(m.ReceivedAt)
+	}
+	err = r.get(ctx, &id, r.q.insertMessageInOnce, m.Account, m.Mailbox, m.UIDValidity, m.UID,
+		m.MessageID, m.FromAddr, m.Subject, m.Kind, m.Intent, m.BounceClass, m.Excerpt,
+		m.ContactID, m.MessageOutID, received, now)
+	if isNoRows(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: unable to insert inbound message %s/%s uid %d: %w", m.Account, m.Mailbox, m.UID, classify(err))
+	}
+	return id, true, nil
+}
+
+// InsertMessageOutOnce queues an outbound message unless its step already
+// has a live (not cancelled) row; inserted is false then. It leaves the
+// transaction usable on Postgres.
+func (tx *Tx) InsertMessageOutOnce(ctx context.Context, m MessageOut) (id int64, inserted bool, err error) {
+	r := tx.r
+	if m.Status == "" {
+		m.Status = MessageQueued
+	}
+	now := r.now()
+	err = r.get(ctx, &id, r.q.insertMessageOutOnce, m.EnrollmentID, m.Step, m.ContactID, m.Account,
+		m.Status, m.MessageID, m.ThreadRoot, m.InReplyTo, m.Subject, m.Sequence, m.Template,
+		m.ToAddr, m.ToName, m.FromAddr, m.FromName, m.References, m.BodyText, m.BodyHTML,
+		m.UnsubscribeURL, m.Attempts, m.LastError, dbTimePtr(m.NextAttemptAt), now, dbTimePtr(m.SentAt), now)
+	if isNoRows(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: unable to insert outbound message %s: %w", m.MessageID, classify(err))
+	}
+	return id, true, nil
+}

@@ -34,7 +34,7 @@ const contactInsertColumns = `email, first_name, last_name, company, timezone, b
 const contactInsertArity = 13
 
 const enrollmentColumns = `id, contact_id, sequence, account, status, step, variant,
-	due_at, paused_until, last_sent_at, created_at, updated_at`
+	resume_into, due_at, paused_until, last_sent_at, created_at, updated_at`
 
 const messageOutColumns = `id, enrollment_id, step, contact_id, account, status, message_id,
 	COALESCE(thread_root, '') AS thread_root, in_reply_to, subject, sequence, template,
@@ -56,33 +56,35 @@ type queries struct {
 	recordMigration        string
 
 	// contacts
-	contactByEmail      string
-	contactByID         string
-	contactIDByEmail    string
-	contactStageForUpd  string
-	listContacts        string
-	countContactsStage  string
-	insertContact       string
-	setStage            string
-	recordPurchase      string
-	upsertConflict      string // ON CONFLICT clause of the batched upsert
-	forUpdate           string // row lock suffix, empty on SQLite
-	suppressAddress     string
-	suppressDomain      string
-	insertSuppression   string
-	isSuppressed        string
-	listSuppressions    string
-	insertEvent         string
-	timeline            string
-	insertEnrollment    string
-	enrollmentByID      string
-	setEnrollmentStatus string
-	dueEnrollments      string
-	insertMessageOut    string
-	messageOutByMsgID   string
-	insertMessageIn     string
-	saveCheckpoint      string
-	checkpoint          string
+	contactByEmail       string
+	contactByID          string
+	contactIDByEmail     string
+	contactStageForUpd   string
+	listContacts         string
+	countContactsStage   string
+	insertContact        string
+	setStage             string
+	recordPurchase       string
+	upsertConflict       string // ON CONFLICT clause of the batched upsert
+	forUpdate            string // row lock suffix, empty on SQLite
+	suppressAddress      string
+	suppressDomain       string
+	insertSuppression    string
+	isSuppressed         string
+	listSuppressions     string
+	insertEvent          string
+	timeline             string
+	insertEnrollment     string
+	enrollmentByID       string
+	setEnrollmentStatus  string
+	dueEnrollments       string
+	insertMessageOut     string
+	messageOutByMsgID    string
+	insertMessageIn      string
+	insertMessageInOnce  string
+	insertMessageOutOnce string
+	saveCheckpoint       string
+	checkpoint           string
 }
 
 func newQueries(dialect string) *queries {
@@ -181,6 +183,10 @@ func newQueries(dialect string) *queries {
 		from_addr, subject, kind, intent, bounce_class, excerpt, contact_id, message_out_id,
 		received_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	q.insertMessageInOnce = strings.Replace(q.insertMessageIn, " RETURNING id",
+		" ON CONFLICT (account, mailbox, uidvalidity, uid) DO NOTHING RETURNING id", 1)
+	q.insertMessageOutOnce = strings.Replace(q.insertMessageOut, " RETURNING id",
+		" ON CONFLICT (enrollment_id, step) WHERE status <> 'cancelled' DO NOTHING RETURNING id", 1)
 
 	q.saveCheckpoint = `INSERT INTO imap_checkpoints (account, mailbox, uidvalidity, last_uid, updated_at)
 		VALUES (?, ?, ?, ?, ?)
@@ -200,6 +206,7 @@ func newQueries(dialect string) *queries {
 		&q.insertEvent, &q.timeline,
 		&q.insertEnrollment, &q.enrollmentByID, &q.setEnrollmentStatus, &q.dueEnrollments,
 		&q.insertMessageOut, &q.messageOutByMsgID, &q.insertMessageIn,
+		&q.insertMessageInOnce, &q.insertMessageOutOnce,
 		&q.saveCheckpoint, &q.checkpoint,
 	} {
 		*p = sqlx.Rebind(bind, *p)

@@ -115,12 +115,12 @@ func (tx *Tx) StopEnrollment(ctx context.Context, e Enrollment, status, reason s
 	return tx.AddEvent(ctx, e.ContactID, typ, map[string]any{"sequence": e.Sequence, "reason": reason})
 }
 
-// UpdateEnrollment writes an enrollment's status, step, variant, account and
-// times.
+// UpdateEnrollment writes an enrollment's status, step, variant, account,
+// snooze target and times.
 func (tx *Tx) UpdateEnrollment(ctx context.Context, e Enrollment) error {
 	_, err := tx.Exec(ctx, `UPDATE enrollments SET status = ?, step = ?, variant = ?, account = ?,
-		due_at = ?, paused_until = ?, last_sent_at = ?, updated_at = ? WHERE id = ?`,
-		e.Status, e.Step, e.Variant, e.Account, dbTimePtr(e.DueAt), dbTimePtr(e.PausedUntil),
+		resume_into = ?, due_at = ?, paused_until = ?, last_sent_at = ?, updated_at = ? WHERE id = ?`,
+		e.Status, e.Step, e.Variant, e.Account, e.ResumeInto, dbTimePtr(e.DueAt), dbTimePtr(e.PausedUntil),
 		dbTimePtr(e.LastSentAt), tx.r.now(), e.ID)
 	if err != nil {
 		return fmt.Errorf("store: unable to update enrollment %d: %w", e.ID, err)
@@ -231,6 +231,33 @@ func (tx *Tx) PendingTriggers(ctx context.Context, limit int) ([]Event, error) {
 func (tx *Tx) ClearTrigger(ctx context.Context, eventID int64) error {
 	if _, err := tx.Exec(ctx, `UPDATE events SET pending = ? WHERE id = ?`, false, eventID); err != nil {
 		return fmt.Errorf("store: unable to clear trigger %d: %w", eventID, err)
+	}
+	return nil
+}
+
+// WakeEnrollments returns up to limit paused or snoozed enrollments whose
+// paused_until has come, locked for the caller to resume.
+func (tx *Tx) WakeEnrollments(ctx context.Context, now time.Time, limit int) ([]Enrollment, error) {
+	q := `SELECT ` + enrollmentColumns + ` FROM enrollments
+		WHERE status IN ('paused', 'snoozed') AND paused_until IS NOT NULL AND paused_until <= ?
+		ORDER BY paused_until, id LIMIT ?`
+	if tx.Dialect() == DialectPostgres {
+		q += ` FOR UPDATE SKIP LOCKED`
+	}
+	var es []Enrollment
+	if err := tx.Select(ctx, &es, q, now, limitArg(limit)); err != nil {
+		return nil, fmt.Errorf("store: unable to list enrollments to wake: %w", err)
+	}
+	for i := range es {
+		es[i].scanned()
+	}
+	return es, nil
+}
+
+// MarkContactSuppressed flags one contact as never to be mailed again.
+func (tx *Tx) MarkContactSuppressed(ctx context.Context, contactID int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE contacts SET suppressed = ?, updated_at = ? WHERE id = ?`, true, tx.r.now(), contactID); err != nil {
+		return fmt.Errorf("store: unable to suppress contact %d: %w", contactID, err)
 	}
 	return nil
 }

@@ -11,6 +11,11 @@ import (
 // marks the matching contacts suppressed. Suppressing a value again changes
 // nothing: the first reason stays.
 func (s *Store) Suppress(ctx context.Context, value, kind, reason string) error {
+	return s.InTx(ctx, func(tx *Tx) error { return tx.Suppress(ctx, value, kind, reason) })
+}
+
+// Suppress is Store.Suppress inside the transaction.
+func (tx *Tx) Suppress(ctx context.Context, value, kind, reason string) error {
 	value = NormalizeEmail(value)
 	if kind == "" {
 		kind = SuppressDomain
@@ -31,23 +36,21 @@ func (s *Store) Suppress(ctx context.Context, value, kind, reason string) error 
 	default:
 		return fmt.Errorf("store: unable to suppress %s: unknown kind %q (want %q or %q)", value, kind, SuppressAddress, SuppressDomain)
 	}
-	return s.InTx(ctx, func(tx *Tx) error {
-		r := tx.r
-		now := r.now()
-		if _, err := r.exec(ctx, r.q.insertSuppression, value, kind, reason, now); err != nil {
-			return fmt.Errorf("store: unable to suppress %s: %w", value, classify(err))
-		}
-		var err error
-		if kind == SuppressAddress {
-			_, err = r.exec(ctx, r.q.suppressAddress, now, value)
-		} else {
-			_, err = r.exec(ctx, r.q.suppressDomain, now, "%@"+escapeLike(value))
-		}
-		if err != nil {
-			return fmt.Errorf("store: unable to mark contacts of %s suppressed: %w", value, err)
-		}
-		return nil
-	})
+	r := tx.r
+	now := r.now()
+	if _, err := r.exec(ctx, r.q.insertSuppression, value, kind, reason, now); err != nil {
+		return fmt.Errorf("store: unable to suppress %s: %w", value, classify(err))
+	}
+	var err error
+	if kind == SuppressAddress {
+		_, err = r.exec(ctx, r.q.suppressAddress, now, value)
+	} else {
+		_, err = r.exec(ctx, r.q.suppressDomain, now, "%@"+escapeLike(value))
+	}
+	if err != nil {
+		return fmt.Errorf("store: unable to mark contacts of %s suppressed: %w", value, err)
+	}
+	return nil
 }
 
 // escapeLike makes s match itself only in a LIKE pattern with ESCAPE '\'

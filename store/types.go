@@ -155,8 +155,11 @@ type Enrollment struct {
 	// Status is one of the Enrollment* constants.
 	Status string `db:"status" json:"status"`
 	// Step is the index of the next step to send.
-	Step        int        `db:"step" json:"step"`
-	Variant     string     `db:"variant" json:"variant"`
+	Step    int    `db:"step" json:"step"`
+	Variant string `db:"variant" json:"variant"`
+	// ResumeInto is the sequence a snoozed enrollment wakes up into; empty
+	// means it resumes itself.
+	ResumeInto  string     `db:"resume_into" json:"resume_into,omitempty"`
 	DueAt       *time.Time `db:"due_at" json:"due_at,omitempty"`
 	PausedUntil *time.Time `db:"paused_until" json:"paused_until,omitempty"`
 	LastSentAt  *time.Time `db:"last_sent_at" json:"last_sent_at,omitempty"`

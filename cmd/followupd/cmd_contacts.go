@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/followupd/followupd/daemon"
 	"github.com/followupd/followupd/store"
 )
 
@@ -278,14 +279,29 @@ func cmdContactsPurchase(e *env, args []string) error {
 			return usageErr("--amount %q is not a number", *amount)
 		}
 	}
-	return withStore(e, func(s *store.Store) error {
-		n, err := s.RecordPurchase(e.ctx, pos[0], *amount, *note)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "purchase recorded for %s (%d in all)\n", strings.ToLower(pos[0]), n)
-		return nil
-	})
+	c, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	rt, err := daemon.NewRuntime(c)
+	if err != nil {
+		return err
+	}
+	s, err := e.openStore(c, false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	n, d, err := daemon.RecordPurchase(e.ctx, s, rt, pos[0], *amount, *note, time.Now(), nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "purchase recorded for %s (%d in all)", strings.ToLower(pos[0]), n)
+	if d.SetStage != "" {
+		fmt.Fprintf(e.stdout, "; stage now %s", d.SetStage)
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
 }
 
 func withStore(e *env, fn func(s *store.Store) error) error {

@@ -29,6 +29,8 @@ CREATE TABLE enrollments (
     status       TEXT        NOT NULL CHECK (status IN ('active', 'paused', 'snoozed', 'finished', 'stopped')),
     step         INTEGER     NOT NULL DEFAULT 0 CHECK (step >= 0),
     variant      TEXT        NOT NULL DEFAULT '',
+    -- A snoozed enrollment wakes up into this sequence ('' = resume itself).
+    resume_into  TEXT        NOT NULL DEFAULT '',
     due_at       TIMESTAMPTZ,
     paused_until TIMESTAMPTZ,
     last_sent_at TIMESTAMPTZ,
@@ -72,10 +74,12 @@ CREATE TABLE messages_out (
     next_attempt_at TIMESTAMPTZ,
     created_at      TIMESTAMPTZ NOT NULL,
     sent_at         TIMESTAMPTZ,
-    updated_at      TIMESTAMPTZ NOT NULL,
-    -- No step is sent twice.
-    UNIQUE (enrollment_id, step)
+    updated_at      TIMESTAMPTZ NOT NULL
 );
+
+-- No step is sent twice. A cancelled row was never sent: the step may be
+-- queued again when its enrollment resumes.
+CREATE UNIQUE INDEX messages_out_step ON messages_out (enrollment_id, step) WHERE status <> 'cancelled';
 
 CREATE INDEX messages_out_status_next ON messages_out (status, next_attempt_at);
 CREATE INDEX messages_out_contact ON messages_out (contact_id);

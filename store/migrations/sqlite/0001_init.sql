@@ -35,6 +35,8 @@ CREATE TABLE enrollments (
     status       TEXT    NOT NULL CHECK (status IN ('active', 'paused', 'snoozed', 'finished', 'stopped')),
     step         INTEGER NOT NULL DEFAULT 0 CHECK (step >= 0),
     variant      TEXT    NOT NULL DEFAULT '',
+    -- A snoozed enrollment wakes up into this sequence ('' = resume itself).
+    resume_into  TEXT    NOT NULL DEFAULT '',
     due_at       TIMESTAMP CHECK (due_at IS NULL OR typeof(due_at) = 'integer'),
     paused_until TIMESTAMP CHECK (paused_until IS NULL OR typeof(paused_until) = 'integer'),
     last_sent_at TIMESTAMP CHECK (last_sent_at IS NULL OR typeof(last_sent_at) = 'integer'),
@@ -78,10 +80,12 @@ CREATE TABLE messages_out (
     next_attempt_at TIMESTAMP CHECK (next_attempt_at IS NULL OR typeof(next_attempt_at) = 'integer'),
     created_at      TIMESTAMP NOT NULL CHECK (typeof(created_at) = 'integer'),
     sent_at         TIMESTAMP CHECK (sent_at IS NULL OR typeof(sent_at) = 'integer'),
-    updated_at      TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer'),
-    -- No step is sent twice.
-    UNIQUE (enrollment_id, step)
+    updated_at      TIMESTAMP NOT NULL CHECK (typeof(updated_at) = 'integer')
 );
+
+-- No step is sent twice. A cancelled row was never sent: the step may be
+-- queued again when its enrollment resumes.
+CREATE UNIQUE INDEX messages_out_step ON messages_out (enrollment_id, step) WHERE status <> 'cancelled';
 
 CREATE INDEX messages_out_status_next ON messages_out (status, next_attempt_at);
 CREATE INDEX messages_out_contact ON messages_out (contact_id);

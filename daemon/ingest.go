@@ -1,0 +1,201 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/followupd/followupd/replies"
+	"github.com/followupd/followupd/sequences"
+	"github.com/followupd/followupd/store"
+)
+
+// Event types written for inbound mail.
+const (
+	EventReplied     = "replied"
+	EventAutoReplied = "auto_replied"
+	EventBounced     = "bounced"
+)
+
+// excerptLimit bounds the visible text kept per inbound message.
+const excerptLimit = 4000
+
+// Ingestor understands one inbound message: it classifies it, ties it to a
+// contact and the message it answers, records it and applies the rules —
+// all inside the caller's transaction, the one that also advances the IMAP
+// checkpoint (guarantee 3).
+type Ingestor struct {
+	Runtime func() *Runtime
+	// Classifier defaults to replies.DefaultRules().
+	Classifier *replies.Rules
+	Webhook    Webhooker
+	Now        func() time.Time
+	// OnIngested is called after the message was recorded (metrics).
+	OnIngested func(res replies.Result, matched bool)
+}
+
+// Inbound is one fetched message.
+type Inbound struct {
+	Account, Mailbox string
+	UIDValidity, UID uint32
+	Raw              []byte
+	Received         time.Time
+}
+
+// Ingested says what became of a message.
+type Ingested struct {
+	Result    replies.Result
+	Contact   *store.Contact
+	Decision  sequences.Decision
+	Duplicate bool
+}
+
+// Ingest processes m inside tx. A message already recorded for the same
+// mailbox UID is a duplicate and changes nothing.
+func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingested, error) {
+	rt := in.Runtime()
+	now := time.Now()
+	if in.Now != nil {
+		now = in.Now()
+	}
+	cls := in.Classifier
+	if cls == nil {
+		def := replies.DefaultRules()
+		cls = &def
+	}
+	clsNow := m.Received
+	if clsNow.IsZero() {
+		clsNow = now
+	}
+	res := cls.Classify(m.Raw, clsNow)
+	out := Ingested{Result: res}
+
+	c, msg, err := in.match(ctx, tx, m.Account, res)
+	if err != nil {
+		return out, err
+	}
+	row := store.MessageIn{
+		Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+		MessageID: res.MessageID, FromAddr: res.From, Subject: truncate(res.Subject, 500),
+		Kind: string(res.Kind), Intent: string(res.Intent), BounceClass: res.BounceClass,
+		Excerpt: truncate(res.Text, excerptLimit), ReceivedAt: m.Received,
+	}
+	if c != nil {
+		row.ContactID = &c.ID
+	}
+	if msg != nil {
+		row.MessageOutID = &msg.ID
+	}
+	if _, inserted, err := tx.InsertMessageInOnce(ctx, row); err != nil {
+		return out, err
+	} else if !inserted {
+		out.Duplicate = true
+		return out, nil
+	}
+	if in.OnIngested != nil {
+		defer in.OnIngested(res, c != nil)
+	}
+	if c == nil {
+		return out, nil
+	}
+	out.Contact = c
+
+	on, typ := "", ""
+	switch res.Kind {
+	case replies.KindReply:
+		on, typ = sequences.EventReply, EventReplied
+	case replies.KindAutoReply:
+		on, typ = sequences.EventAutoreply, EventAutoReplied
+	case replies.KindBounce:
+		on, typ = sequences.EventBounce, EventBounced
+	default:
+		return out, nil
+	}
+	data := map[string]any{"subject": res.Subject, "message_id": res.MessageID, "intent": res.Intent, "text": truncate(res.Text, excerptLimit)}
+	if res.Kind == replies.KindBounce {
+		data = map[string]any{"class": res.BounceClass, "status": res.Status, "recipient": res.Recipient, "source": "dsn"}
+	}
+	if !res.ReturnDate.IsZero() {
+		data["return_date"] = res.ReturnDate.Format(time.DateOnly)
+	}
+	if err := tx.AddEvent(ctx, c.ID, typ, data); err != nil {
+		return out, err
+	}
+	var enr *store.Enrollment
+	if msg != nil {
+		if e, err := tx.EnrollmentByID(ctx, msg.EnrollmentID); err == nil {
+			enr = &e
+		}
+	}
+	ev := sequences.Event{
+		On: on, Intent: string(res.Intent), BounceClass: res.BounceClass,
+		Until: res.Until, ReturnDate: res.ReturnDate, Referral: res.Referral, Text: res.Text, Now: now,
+	}
+	out.Decision, err = ApplyEvent(ctx, tx, rt, Subject{Contact: *c, Enrollment: enr, Account: m.Account}, ev, in.Webhook)
+	return out, err
+}
+
+// match ties a message to a contact: through the message it answers
+// (In-Reply-To/References, or a bounce's returned Message-ID), a bounce's
+// failed recipient, or the sender's address when that contact is enrolled
+// on this account.
+func (in *Ingestor) match(ctx context.Context, tx *store.Tx, account string, res replies.Result) (*store.Contact, *store.MessageOut, error) {
+	ids := res.InReplyTo
+	if res.Kind == replies.KindBounce && res.OriginalMessageID != "" {
+		ids = append([]string{res.OriginalMessageID}, ids...)
+	}
+	for _, id := range ids {
+		mo, err := tx.MessageOutByMessageID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := tx.ContactByID(ctx, mo.ContactID)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &c, &mo, nil
+	}
+	addr := res.From
+	if res.Kind == replies.KindBounce {
+		addr = res.Recipient
+	}
+	if addr == "" {
+		return nil, nil, nil
+	}
+	c, err := tx.ContactByEmail(ctx, addr)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Kind == replies.KindBounce {
+		return &c, nil, nil
+	}
+	live, err := tx.LiveEnrollments(ctx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range live {
+		if e.Account == account {
+			return &c, nil, nil
+		}
+	}
+	return nil, nil, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return strings.TrimSpace(s) + "…"
+}
