@@ -23,18 +23,62 @@ type runner struct {
 	now     func() time.Time // already in dbTime form
 	// defaultStage is the stage of a contact created without one.
 	defaultStage string
+	// stmts caches prepared statements inside a transaction.
+	stmts map[string]*sqlx.Stmt
 }
 
 func (r *runner) get(ctx context.Context, dest any, query string, args ...any) error {
+	if st := r.prepared(ctx, query); st != nil {
+		return st.GetContext(ctx, dest, args...)
+	}
 	return sqlx.GetContext(ctx, r.x, dest, query, args...)
 }
 
 func (r *runner) selectRows(ctx context.Context, dest any, query string, args ...any) error {
+	if st := r.prepared(ctx, query); st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
 	return sqlx.SelectContext(ctx, r.x, dest, query, args...)
 }
 
 func (r *runner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := r.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return r.x.ExecContext(ctx, query, args...)
+}
+
+// maxTxStmts bounds a transaction's statement cache: queries built for a
+// varying number of rows must not pile up.
+const maxTxStmts = 64
+
+// prepared returns the transaction's prepared statement for query, making
+// it on first use, or nil outside a transaction. A scheduler or import
+// transaction runs the same few statements hundreds of times: parsing them
+// once per transaction instead of once per call is most of SQLite's cost.
+// Statements die with the transaction, so nothing needs a connection the
+// transaction holds (SQLite has one).
+func (r *runner) prepared(ctx context.Context, query string) *sqlx.Stmt {
+	tx, ok := r.x.(*sqlx.Tx)
+	if !ok {
+		return nil
+	}
+	if st, ok := r.stmts[query]; ok {
+		return st
+	}
+	if len(r.stmts) >= maxTxStmts {
+		return nil
+	}
+	st, err := tx.PreparexContext(ctx, query)
+	if err != nil {
+		// Let the unprepared call report the error in its own words.
+		return nil
+	}
+	if r.stmts == nil {
+		r.stmts = map[string]*sqlx.Stmt{}
+	}
+	r.stmts[query] = st
+	return st
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

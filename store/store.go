@@ -303,7 +303,7 @@ func (tx *Tx) SQLX() *sqlx.Tx { return tx.tx }
 // are stored as UTC with microsecond precision, like everything the store
 // writes; UNIQUE violations match ErrDuplicate.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := tx.tx.ExecContext(ctx, tx.tx.Rebind(query), dbArgs(args)...)
+	res, err := tx.r.exec(ctx, tx.tx.Rebind(query), dbArgs(args)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to execute statement: %w", classify(err))
 	}
@@ -313,7 +313,7 @@ func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 // Get scans the single row of query into dest (a struct with db tags, or a
 // scalar); no row gives an error matching ErrNotFound.
 func (tx *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
-	if err := tx.tx.GetContext(ctx, dest, tx.tx.Rebind(query), dbArgs(args)...); err != nil {
+	if err := tx.r.get(ctx, dest, tx.tx.Rebind(query), dbArgs(args)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("no row matches the query")
 		}
@@ -324,7 +324,7 @@ func (tx *Tx) Get(ctx context.Context, dest any, query string, args ...any) erro
 
 // Select scans all rows of query into dest, a pointer to a slice.
 func (tx *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
-	if err := tx.tx.SelectContext(ctx, dest, tx.tx.Rebind(query), dbArgs(args)...); err != nil {
+	if err := tx.r.selectRows(ctx, dest, tx.tx.Rebind(query), dbArgs(args)...); err != nil {
 		return fmt.Errorf("store: unable to run query: %w", classify(err))
 	}
 	return nil
