@@ -275,3 +275,27 @@ func TestEnrollAndUnenroll(t *testing.T) {
 		t.Errorf("enrolling a lost contact: %d %s", code, errOut)
 	}
 }
+
+func TestClassifyPrintsOneJSONObjectPerFile(t *testing.T) {
+	dir := t.TempDir()
+	ooo := filepath.Join(dir, "ooo.eml")
+	writeFile(t, ooo, "From: Petra <petra@example.de>\r\nTo: ann@example.com\r\nSubject: Abwesenheitsnotiz: Ihre Anfrage\r\n"+
+		"Auto-Submitted: auto-replied\r\nDate: Tue, 1 Dec 2026 08:00:00 +0100\r\n\r\n"+
+		"Ich bin bis zum 4. Dezember nicht im Büro und ab dem 7. Dezember wieder erreichbar.\r\n")
+	code, out, errOut := cli(t, "classify", "--json", ooo, filepath.Join(dir, "missing.eml"))
+	if code != 1 || !strings.Contains(errOut, "missing.eml") {
+		t.Errorf("a missing file: exit %d, %q", code, errOut)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &got); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out)
+	}
+	for _, k := range []string{"file", "kind", "bounce_class", "recipient", "intent", "snooze_until", "return_date", "referral", "visible_text"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("key %q missing in %v", k, got)
+		}
+	}
+	if got["kind"] != "autoreply" || got["return_date"] != "2026-12-07" {
+		t.Errorf("classified %v, want an autoreply back on 2026-12-07", got)
+	}
+}
