@@ -1,0 +1,47 @@
+package outbox
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// go-mail's PLAIN and LOGIN send a password in clear text to localhost;
+// the outbox's own check refuses unless the config said so twice.
+func TestAuthenticatorRefusesPlaintextUnlessAllowed(t *testing.T) {
+	for _, mode := range []string{"auto", "plain", "login", "cram-md5", "xoauth2"} {
+		a := &authenticator{mode: mode, user: "u", password: "p", token: "t"}
+		_, _, err := a.Start(&smtp.ServerInfo{Name: "localhost", TLS: false, Auth: []string{"PLAIN", "LOGIN"}})
+		if !errors.Is(err, errPlaintextAuth) {
+			t.Errorf("%s over plain text: %v, want refusal", mode, err)
+		}
+		a.allowPlaintext = true
+		if _, _, err := a.Start(&smtp.ServerInfo{Name: "localhost", TLS: false, Auth: []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}}); err != nil {
+			t.Errorf("%s allowed twice: %v", mode, err)
+		}
+	}
+	a := &authenticator{mode: "auto", user: "u", password: "p"}
+	mech, _, err := a.Start(&smtp.ServerInfo{Name: "mail.example.com", TLS: true, Auth: []string{"CRAM-MD5", "LOGIN"}})
+	if err != nil || mech != "LOGIN" {
+		t.Errorf("auto over TLS picked %q, %v; want LOGIN", mech, err)
+	}
+	if _, _, err := a.Start(&smtp.ServerInfo{Name: "mail.example.com", TLS: true, Auth: []string{"GSSAPI"}}); err == nil {
+		t.Error("auto with no usable mechanism succeeded")
+	}
+}
+
+func TestBackoffDoublesUpToTheCap(t *testing.T) {
+	s := &Service{opts: Options{RetryBase: time.Minute, RetryMax: time.Hour, Rand: func() float64 { return 0.5 }}}
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
+	for i, w := range want {
+		if got := s.backoff(i + 1); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+	s.opts.Rand = func() float64 { return 0 }
+	if got := s.backoff(1); got != 48*time.Second {
+		t.Errorf("low jitter = %v", got)
+	}
+}

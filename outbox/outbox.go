@@ -1,0 +1,782 @@
+// Package outbox sends the rendered messages the scheduler queues in
+// messages_out, over SMTP from the seller's own mailbox.
+//
+// Each row goes queued → sending → sent, or back to queued (a temporary
+// error, retried with exponential backoff), failed (a permanent error; a
+// refused recipient is also suppressed), or uncertain (the connection died
+// after the final dot). The claim that marks a row sending re-checks its
+// enrollment and contact in the same transaction (guarantee 2); an
+// uncertain row is never resent blindly but reconciled against the
+// account's Sent folder over IMAP (guarantee 1).
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/followupd/followupd/config"
+	"github.com/followupd/followupd/store"
+)
+
+// Hooks let the daemon act in the transaction that records a send's
+// outcome. Either may be nil.
+type Hooks struct {
+	// Sent runs when a message is recorded sent (also when reconcile finds
+	// it in Sent), e.g. to advance the enrollment.
+	Sent func(tx *store.Tx, m store.MessageOut) error
+	// Failed runs when a message is recorded failed; hardBounce says the
+	// recipient was refused for good and has been suppressed.
+	Failed func(tx *store.Tx, m store.MessageOut, hardBounce bool) error
+}
+
+// Options configure a Service. Zero durations take their defaults.
+type Options struct {
+	Store       *store.Store
+	Accounts    []config.Account
+	Unsubscribe config.Unsubscribe
+	// BlockedStages are the stages never mailed (lost and suppressed ones).
+	BlockedStages []string
+	Hooks         Hooks
+	// Logger receives the outbox's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// Rand returns a number in [0, 1) for the backoff's jitter; nil uses
+	// math/rand/v2.
+	Rand func() float64
+	// ConfigDir resolves relative dkim.key_file paths.
+	ConfigDir string
+	// HeloName is the EHLO name; empty is the host name.
+	HeloName string
+
+	// BatchSize is how many messages one claim takes; default 4 per
+	// connection.
+	BatchSize int
+	// PollInterval is how often an idle account looks for due messages
+	// without being notified; default 1m.
+	PollInterval time.Duration
+	// RetryBase and RetryMax bound the exponential backoff between
+	// attempts after a temporary error; defaults 1m and 1h.
+	RetryBase, RetryMax time.Duration
+	// MaxAge is how long after it was queued a message is retried before it
+	// fails; default 48h.
+	MaxAge time.Duration
+	// SMTPTimeout bounds dialling and login, and then each message's SMTP
+	// transaction (go-mail sets one deadline per Send); default 60s.
+	SMTPTimeout time.Duration
+	// IMAPTimeout bounds each IMAP session (reconcile, save to Sent);
+	// default 60s.
+	IMAPTimeout time.Duration
+	// IdleTimeout closes an SMTP connection unused for this long; default 1m.
+	IdleTimeout time.Duration
+	// SendingLease is how long a send may take at most: rows left sending
+	// for longer are made uncertain at Start; default 15m.
+	SendingLease time.Duration
+	// ReconcileInterval is how often uncertain rows are reconciled;
+	// default 5m.
+	ReconcileInterval time.Duration
+	// VerifyAfter is how old an uncertain row must be before "verify" takes
+	// its absence from Sent as proof that it was not sent; default 5m.
+	VerifyAfter time.Duration
+	// TokenTimeout bounds oauth2_token_command; default 30s. TokenTTL is how
+	// long its token is reused; default 5m.
+	TokenTimeout, TokenTTL time.Duration
+	// StoreTimeout bounds the writes that record an outcome, which run even
+	// while stopping; default 30s.
+	StoreTimeout time.Duration
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.PollInterval, time.Minute)
+	def(&o.RetryBase, time.Minute)
+	def(&o.RetryMax, time.Hour)
+	def(&o.MaxAge, 48*time.Hour)
+	def(&o.SMTPTimeout, time.Minute)
+	def(&o.IMAPTimeout, time.Minute)
+	def(&o.IdleTimeout, time.Minute)
+	def(&o.SendingLease, 15*time.Minute)
+	def(&o.ReconcileInterval, 5*time.Minute)
+	def(&o.VerifyAfter, 5*time.Minute)
+	def(&o.TokenTimeout, 30*time.Second)
+	def(&o.TokenTTL, 5*time.Minute)
+	def(&o.StoreTimeout, 30*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+}
+
+// Service sends queued messages for every account.
+type Service struct {
+	opts     Options
+	store    *store.Store
+	log      *slog.Logger
+	accounts map[string]*account
+	order    []string // account names in configuration order
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	cancel  context.CancelFunc
+	loops   sync.WaitGroup
+	// inflight counts RunOnce calls, which Stop also waits for.
+	inflight sync.WaitGroup
+	// stopping is closed by Stop: workers take no new message.
+	stopping chan struct{}
+	stopOnce sync.Once
+	// reconWake runs the reconcile loop early.
+	reconWake chan struct{}
+}
+
+// account is one sending mailbox and its connections.
+type account struct {
+	svc    *Service
+	cfg    config.Account
+	dkim   *DKIMKey
+	tokens *tokenSource
+	wake   chan struct{}
+	// slots holds the account's connections, concurrency of them; a
+	// worker takes one for the length of a batch.
+	slots chan *conn
+	// reconMu serialises reconcile runs of the account.
+	reconMu sync.Mutex
+	// imapTokens is the IMAP login's oauth2_token_command, made on first use.
+	imapTokensOnce sync.Once
+	imapTokens     *tokenSource
+}
+
+// New checks the accounts and prepares a Service; nothing is started.
+func New(o Options) (*Service, error) {
+	if o.Store == nil {
+		return nil, errors.New("outbox: no store")
+	}
+	o.defaults()
+	s := &Service{
+		opts:      o,
+		store:     o.Store,
+		log:       o.Logger,
+		accounts:  map[string]*account{},
+		stopping:  make(chan struct{}),
+		reconWake: make(chan struct{}, 1),
+	}
+	for _, cfg := range o.Accounts {
+		if cfg.Name == "" {
+			return nil, errors.New("outbox: an account has no name")
+		}
+		if _, dup := s.accounts[cfg.Name]; dup {
+			return nil, fmt.Errorf("outbox: account %q is listed twice", cfg.Name)
+		}
+		applyDefaults(&cfg)
+		if err := checkServer(cfg.SMTP.Server); err != nil {
+			return nil, fmt.Errorf("outbox: account %s: smtp: %w", cfg.Name, err)
+		}
+		if cfg.IMAP != nil {
+			if err := checkServer(cfg.IMAP.Server); err != nil {
+				return nil, fmt.Errorf("outbox: account %s: imap: %w", cfg.Name, err)
+			}
+		}
+		switch cfg.OnUncertain {
+		case "skip", "verify", "resend":
+		default:
+			return nil, fmt.Errorf("outbox: account %s: unknown on_uncertain %q", cfg.Name, cfg.OnUncertain)
+		}
+		a := &account{svc: s, cfg: cfg, wake: make(chan struct{}, 1)}
+		if cfg.DKIM != nil {
+			key, err := LoadDKIM(cfg.DKIM, o.ConfigDir)
+			if err != nil {
+				return nil, fmt.Errorf("outbox: account %s: %w", cfg.Name, err)
+			}
+			a.dkim = key
+		}
+		if cfg.SMTP.OAuth2TokenCommand != "" {
+			a.tokens = &tokenSource{command: cfg.SMTP.OAuth2TokenCommand, timeout: o.TokenTimeout, ttl: o.TokenTTL, now: o.Now}
+		}
+		a.slots = make(chan *conn, cfg.SMTP.Concurrency)
+		for range cfg.SMTP.Concurrency {
+			a.slots <- &conn{a: a}
+		}
+		s.accounts[cfg.Name] = a
+		s.order = append(s.order, cfg.Name)
+	}
+	return s, nil
+}
+
+// applyDefaults fills what config.Load would have, for accounts built in
+// code.
+func applyDefaults(a *config.Account) {
+	if a.SMTP.TLS == "" {
+		a.SMTP.TLS = "tls"
+	}
+	if a.SMTP.Port == 0 {
+		a.SMTP.Port = map[string]int{"tls": 465, "starttls": 587, "none": 25}[a.SMTP.TLS]
+	}
+	if a.SMTP.Auth == "" {
+		a.SMTP.Auth = "auto"
+		if a.SMTP.OAuth2TokenCommand != "" {
+			a.SMTP.Auth = "xoauth2"
+		}
+	}
+	if a.SMTP.Concurrency < 1 {
+		a.SMTP.Concurrency = 1
+	}
+	if a.OnUncertain == "" {
+		a.OnUncertain = "skip"
+	}
+	if a.IMAP != nil {
+		imap := *a.IMAP
+		if imap.TLS == "" {
+			imap.TLS = "tls"
+		}
+		if imap.Port == 0 {
+			imap.Port = map[string]int{"tls": 993, "starttls": 143, "none": 143}[imap.TLS]
+		}
+		if imap.Auth == "" {
+			imap.Auth = "auto"
+		}
+		a.IMAP = &imap
+	}
+}
+
+// minLoopWait is the shortest an account loop waits between passes that
+// found nothing to claim.
+const minLoopWait = time.Second
+
+func (s *Service) now() time.Time { return s.opts.Now() }
+
+func (s *Service) account(name string) (*account, error) {
+	a, ok := s.accounts[name]
+	if !ok {
+		return nil, fmt.Errorf("outbox: unknown account %q", name)
+	}
+	return a, nil
+}
+
+// Start makes rows left sending by a previous run uncertain, then starts a
+// sending loop per account and the reconcile loop. The loops stop when ctx
+// ends or Stop is called.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("outbox: already started")
+	}
+	if s.stopped {
+		return errors.New("outbox: stopped")
+	}
+	n, err := s.store.ExpireSending(ctx, s.now().Add(-s.opts.SendingLease))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Warn("messages interrupted while sending are now uncertain", "count", n)
+	}
+	s.started = true
+	runCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	for _, name := range s.order {
+		a := s.accounts[name]
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.accountLoop(runCtx, a)
+		}()
+	}
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.reconcileLoop(runCtx)
+	}()
+	return nil
+}
+
+// Stop stops taking work, lets the SMTP transactions in flight finish and
+// record their outcome, puts claimed messages not yet attempted back in the
+// queue, closes the connections and returns when all is done. It may be
+// called more than once, and without Start.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	s.stopOnce.Do(func() { close(s.stopping) })
+	if cancel != nil {
+		cancel()
+	}
+	s.loops.Wait()
+	s.inflight.Wait()
+	for _, name := range s.order {
+		s.accounts[name].closeConns(0)
+	}
+}
+
+// Notify wakes every account's loop, e.g. after the scheduler queued
+// messages. It never blocks.
+func (s *Service) Notify() {
+	for _, a := range s.accounts {
+		a.notify()
+	}
+}
+
+func (a *account) notify() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// accountLoop sends an account's due messages: a batch, then another at
+// once if the batch was full, else a wait for Notify, the next due row or
+// the poll interval.
+func (s *Service) accountLoop(ctx context.Context, a *account) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		case <-timer.C:
+		}
+		var err error
+		for {
+			var full bool
+			_, full, err = s.runBatch(ctx, a)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("sending failed", "account", a.cfg.Name, "error", err)
+			}
+			if ctx.Err() != nil || err != nil || !full {
+				break
+			}
+		}
+		// Until the next row is due, the poll interval at most; after an
+		// error, the poll interval. A row due but not claimed (locked by
+		// another replica) is looked at again a little later, not at once.
+		wait := s.opts.PollInterval
+		if err == nil {
+			if at, ok, qerr := s.store.NextQueuedAt(ctx, a.cfg.Name); qerr == nil && ok {
+				wait = min(wait, max(at.Sub(s.now()), minLoopWait))
+			}
+		}
+		if wait >= s.opts.IdleTimeout {
+			a.closeConns(0)
+		} else {
+			a.closeConns(s.opts.IdleTimeout)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// closeConns closes the connections idle for idle or longer (all when
+// idle is 0) that no worker is using.
+func (a *account) closeConns(idle time.Duration) {
+	now := a.svc.now()
+	var held []*conn
+	for {
+		select {
+		case c := <-a.slots:
+			held = append(held, c)
+			continue
+		default:
+		}
+		break
+	}
+	for _, c := range held {
+		if c.open() && (idle == 0 || now.Sub(c.lastUsed) >= idle) {
+			c.close()
+		}
+		a.slots <- c
+	}
+}
+
+// RunOnce claims one batch of the account's due messages and sends it
+// before returning; sent counts the messages accepted by the server.
+func (s *Service) RunOnce(ctx context.Context, accountName string) (sent int, err error) {
+	a, err := s.account(accountName)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return 0, nil
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
+	sent, _, err = s.runBatch(ctx, a)
+	return sent, err
+}
+
+func (s *Service) batchSize(a *account) int {
+	if s.opts.BatchSize > 0 {
+		return s.opts.BatchSize
+	}
+	return 4 * a.cfg.SMTP.Concurrency
+}
+
+// batch is one claim's worth of messages being sent.
+type batch struct {
+	mu      sync.Mutex
+	dialErr error // set when connecting failed: the rest is retried without dialling
+	sent    int
+}
+
+// runBatch claims due messages and sends them over the account's
+// connections; full says the claim was as large as allowed (there may be
+// more).
+func (s *Service) runBatch(ctx context.Context, a *account) (sent int, full bool, err error) {
+	if s.isStopping() {
+		return 0, false, nil
+	}
+	limit := s.batchSize(a)
+	claimed, cancelled, err := s.store.ClaimForSend(ctx, a.cfg.Name, s.now(), limit, s.opts.BlockedStages)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, m := range cancelled {
+		s.log.Info("message cancelled before sending", "account", a.cfg.Name, "message_id", m.MessageID,
+			"contact_id", m.ContactID, "reason", m.LastError)
+	}
+	if len(claimed) == 0 {
+		return 0, len(cancelled) == limit, nil
+	}
+	jobs := make(chan store.MessageOut)
+	b := &batch{}
+	var wg sync.WaitGroup
+	for range min(a.cfg.SMTP.Concurrency, len(claimed)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := <-a.slots
+			defer func() { a.slots <- c }()
+			for m := range jobs {
+				s.process(ctx, a, c, b, m)
+			}
+		}()
+	}
+	for _, m := range claimed {
+		jobs <- m
+	}
+	close(jobs)
+	wg.Wait()
+	return b.sent, len(claimed)+len(cancelled) == limit, nil
+}
+
+// bookkeeping returns the context for recording an outcome: it survives
+// Stop and the caller's cancellation, so that a message handed to the
+// server is always recorded.
+func (s *Service) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.opts.StoreTimeout)
+}
+
+// process sends one claimed message and records the outcome.
+func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m store.MessageOut) {
+	bctx, cancel := s.bookkeeping(ctx)
+	defer cancel()
+	log := s.log.With("account", a.cfg.Name, "message_id", m.MessageID, "attempt", m.Attempts)
+
+	if s.isStopping() || ctx.Err() != nil {
+		// Never attempted: back in the queue as it was.
+		if err := s.store.Unclaim(bctx, m.ID); err != nil {
+			log.Error("unable to put an unsent message back in the queue", "error", err)
+		}
+		return
+	}
+	msg, err := Build(m, &a.cfg, BuildOptions{
+		Date:              s.now(),
+		UnsubscribeMailto: s.opts.Unsubscribe.Mailto,
+		DKIM:              a.dkim,
+		ConfigDir:         s.opts.ConfigDir,
+	})
+	if err != nil {
+		s.fail(bctx, log, m, outcome{verdict: vFailed, reason: "cannot build the message: " + err.Error()})
+		return
+	}
+	b.mu.Lock()
+	dialErr := b.dialErr
+	b.mu.Unlock()
+	if dialErr != nil {
+		s.retry(bctx, log, m, dialErr.Error())
+		return
+	}
+
+	var o outcome
+	for try := 0; ; try++ {
+		if !c.open() || s.now().Sub(c.lastUsed) >= s.opts.IdleTimeout {
+			if err := c.dial(ctx); err != nil {
+				b.mu.Lock()
+				b.dialErr = err
+				b.mu.Unlock()
+				log.Warn("unable to connect to the SMTP server", "error", err)
+				s.retry(bctx, log, m, err.Error())
+				return
+			}
+		}
+		sendErr := c.send(msg)
+		o = classify(sendErr, msg)
+		switch {
+		case o.dropConn:
+			c.close()
+		case sendErr != nil:
+			// go-mail resets after MAIL and RCPT errors but not after a
+			// refused DATA: start the next message from a clean state.
+			if err := c.client.ResetWithSMTPClient(c.sc); err != nil {
+				c.close()
+			}
+		}
+		if o.verdict != vStale || try > 0 {
+			break
+		}
+		// The kept connection had died: nothing was sent, dial again.
+	}
+	if o.verdict == vStale {
+		o.verdict = vRetry
+	}
+
+	switch o.verdict {
+	case vSent:
+		sentAt := s.now()
+		if err := s.markSent(bctx, m.ID, sentAt); err != nil {
+			// Sent but not recorded: the row stays sending, becomes
+			// uncertain at the next start and is reconciled then.
+			log.Error("message sent but not recorded as sent", "error", err)
+			return
+		}
+		b.mu.Lock()
+		b.sent++
+		b.mu.Unlock()
+		log.Info("message sent", "contact_id", m.ContactID, "sequence", m.Sequence, "step", m.Step)
+		if a.saveToSent() {
+			if err := s.appendToSent(bctx, a, msg, sentAt); err != nil {
+				log.Warn("message sent, but its copy could not be saved to Sent", "error", err)
+			}
+		}
+	case vRetry:
+		s.retry(bctx, log, m, o.reason)
+	case vFailed, vBounce:
+		s.fail(bctx, log, m, o)
+	case vUncertain:
+		if err := s.store.MarkUncertain(bctx, m.ID, o.reason); err != nil {
+			log.Error("unable to record an uncertain send", "error", err)
+			return
+		}
+		log.Warn("connection lost after the message was handed over: it may or may not have been delivered",
+			"error", o.reason, "on_uncertain", a.cfg.OnUncertain)
+		if a.cfg.OnUncertain == "resend" {
+			select {
+			case s.reconWake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// markSent records a message the server accepted, trying again briefly
+// if the database fails: a sent message left sending becomes uncertain.
+func (s *Service) markSent(ctx context.Context, id int64, sentAt time.Time) error {
+	var err error
+	for try := range 3 {
+		if err = s.store.MarkSent(ctx, id, sentAt, s.opts.Hooks.Sent); err == nil || errors.Is(err, store.ErrWrongStatus) || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (a *account) saveToSent() bool {
+	return a.cfg.SaveToSent != nil && *a.cfg.SaveToSent && a.cfg.IMAP != nil
+}
+
+// backoff is the delay before attempt+1: RetryBase doubled per attempt up
+// to RetryMax, ±20% jitter.
+func (s *Service) backoff(attempts int) time.Duration {
+	d := s.opts.RetryBase
+	for i := 1; i < attempts && d < s.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.opts.RetryMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*s.opts.Rand()))
+}
+
+// retry puts m back in the queue after a temporary problem, or fails it
+// when it has been waiting longer than MaxAge.
+func (s *Service) retry(ctx context.Context, log *slog.Logger, m store.MessageOut, reason string) {
+	next := s.now().Add(s.backoff(m.Attempts))
+	if next.Sub(m.CreatedAt) > s.opts.MaxAge {
+		s.fail(ctx, log, m, outcome{verdict: vFailed,
+			reason: fmt.Sprintf("gave up after %d attempts in %s: %s", m.Attempts, s.opts.MaxAge, reason)})
+		return
+	}
+	if err := s.store.MarkRetry(ctx, m.ID, next, reason); err != nil {
+		log.Error("unable to requeue a message", "error", err)
+		return
+	}
+	log.Info("message will be retried", "error", reason, "next_attempt_at", next)
+}
+
+func (s *Service) fail(ctx context.Context, log *slog.Logger, m store.MessageOut, o outcome) {
+	hard := o.verdict == vBounce
+	reason := o.reason
+	if hard && o.reply != "" {
+		reason = o.reply
+	}
+	var hook store.MessageHook
+	if h := s.opts.Hooks.Failed; h != nil {
+		hook = func(tx *store.Tx, m store.MessageOut) error { return h(tx, m, hard) }
+	}
+	if err := s.store.MarkFailed(ctx, m.ID, reason, hard, hook); err != nil {
+		log.Error("unable to record a failed message", "error", err)
+		return
+	}
+	log.Warn("message failed", "error", reason, "hard_bounce", hard)
+}
+
+// Reconcile looks at every account's uncertain messages once: see
+// ReconcileAccount.
+func (s *Service) Reconcile(ctx context.Context) error {
+	var errs []error
+	for _, name := range s.order {
+		if err := s.ReconcileAccount(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) reconcileLoop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-s.reconWake:
+		}
+		if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconciling uncertain messages failed", "error", err)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(s.opts.ReconcileInterval)
+	}
+}
+
+// policyRequeues says whether policy requeues a row absent from Sent (or
+// unverifiable, without IMAP) at now.
+func (s *Service) policyRequeues(a *account, m store.MessageOut, haveIMAP bool) bool {
+	switch a.cfg.OnUncertain {
+	case "resend":
+		return true
+	case "verify":
+		return haveIMAP && s.now().Sub(m.UpdatedAt) >= s.opts.VerifyAfter
+	}
+	return false
+}
+
+// ReconcileAccount looks for each uncertain message of the account in its
+// Sent folder (IMAP, read-only, by Message-ID): found, it is recorded sent;
+// not found, on_uncertain decides — skip leaves it for the operator,
+// verify queues it again once it is VerifyAfter old (the provider files
+// every sent message, so absence means it was not sent), resend queues it
+// again at once, even without IMAP.
+func (s *Service) ReconcileAccount(ctx context.Context, name string) error {
+	a, err := s.account(name)
+	if err != nil {
+		return err
+	}
+	a.reconMu.Lock()
+	defer a.reconMu.Unlock()
+	rows, err := s.store.UncertainMessages(ctx, name, 0)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	found := map[int64]time.Time{}
+	haveIMAP := a.cfg.IMAP != nil
+	if haveIMAP {
+		found, err = s.findInSent(ctx, a, rows)
+		switch {
+		case err != nil && a.cfg.OnUncertain == "resend":
+			// resend does not wait for a check it can do without.
+			s.log.Warn("unable to search Sent; resending anyway (on_uncertain: resend)", "account", name, "error", err)
+			found = map[int64]time.Time{}
+		case err != nil:
+			// Unknown: decide nothing this time.
+			return fmt.Errorf("outbox: account %s: %w", name, err)
+		}
+	}
+	requeued := 0
+	for _, m := range rows {
+		log := s.log.With("account", name, "message_id", m.MessageID)
+		if at, ok := found[m.ID]; ok {
+			err := s.store.MarkSent(ctx, m.ID, at, s.opts.Hooks.Sent)
+			switch {
+			case errors.Is(err, store.ErrWrongStatus):
+				// Another replica got there first.
+			case err != nil:
+				return err
+			default:
+				log.Info("uncertain message found in Sent: recorded as sent")
+			}
+			continue
+		}
+		if !s.policyRequeues(a, m, haveIMAP) {
+			if a.cfg.OnUncertain != "verify" || !haveIMAP {
+				log.Warn("uncertain message left for the operator (followupd status)", "on_uncertain", a.cfg.OnUncertain)
+			}
+			continue
+		}
+		err := s.store.Requeue(ctx, m.ID, s.now())
+		switch {
+		case errors.Is(err, store.ErrWrongStatus):
+		case err != nil:
+			return err
+		default:
+			requeued++
+			log.Info("uncertain message queued again", "on_uncertain", a.cfg.OnUncertain)
+		}
+	}
+	if requeued > 0 {
+		a.notify()
+	}
+	return nil
+}
