@@ -16,6 +16,14 @@ import (
 // implement the sales process, with one contact already mailed step 1.
 func setupExample(t *testing.T, dialect string) (*harness, store.Contact, store.MessageOut) {
 	t.Helper()
+	h, ct, m := setupExampleNoSend(t, dialect)
+	h.send()
+	return h, ct, m
+}
+
+// setupExampleNoSend leaves step 1 queued.
+func setupExampleNoSend(t *testing.T, dialect string) (*harness, store.Contact, store.MessageOut) {
+	t.Helper()
 	c, err := config.Load("../examples/followup.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +40,7 @@ func setupExample(t *testing.T, dialect string) (*harness, store.Contact, store.
 	if n := h.pass(); n != 1 {
 		t.Fatalf("queued %d, want step 1 for the lead", n)
 	}
-	m := h.queued()[0]
-	h.send()
-	return h, ct, m
+	return h, ct, h.queued()[0]
 }
 
 func (h *harness) ingest(raw string) Ingested {

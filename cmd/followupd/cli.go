@@ -59,6 +59,7 @@ func commands() []command {
 		{"contacts note", "EMAIL TEXT", "add a note to a contact's timeline", cmdContactsNote},
 		{"contacts purchase", "EMAIL [--amount X] [--note TEXT]", "record a purchase", cmdContactsPurchase},
 		{"enroll", "EMAIL SEQUENCE [--at TIME]", "enroll a contact in a sequence", cmdEnroll},
+		{"status", "[--json] [--limit N]", "pipeline counts and failed or uncertain sends", cmdStatus},
 		{"classify", "[--json] FILE.eml...", "show how a saved message is understood", cmdClassify},
 		{"preview", "SEQUENCE [--contact EMAIL] [--start TIME] [--json]", "show each step's send time and rendered text", cmdPreview},
 		{"unenroll", "EMAIL [SEQUENCE]", "stop a contact's enrollments (all, or in one sequence)", cmdUnenroll},

@@ -299,3 +299,20 @@ func TestClassifyPrintsOneJSONObjectPerFile(t *testing.T) {
 		t.Errorf("classified %v, want an autoreply back on 2026-12-07", got)
 	}
 }
+
+func TestStatus(t *testing.T) {
+	cfg, dir := setupExample(t)
+	cli(t, "-config", cfg, "contacts", "import", filepath.Join(dir, "contacts.csv"))
+	code, out, errOut := cli(t, "-config", cfg, "status")
+	if code != 0 || !strings.Contains(out, "lead 3") || !strings.Contains(out, "no failed or uncertain sends") {
+		t.Errorf("status: %d %s%s", code, out, errOut)
+	}
+	code, out, _ = cli(t, "-config", cfg, "status", "--json")
+	var v struct {
+		Pipeline  map[string]int
+		Attention []any
+	}
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Pipeline["prospect"] != 1 || v.Attention == nil {
+		t.Errorf("status --json: %d %v %s", code, err, out)
+	}
+}
