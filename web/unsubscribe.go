@@ -1,5 +1,3 @@
-// Package web serves followupd's HTTP side: the JSON API, one-click
-// unsubscribe, the dashboard, health and metrics.
 package web
 
 import (
