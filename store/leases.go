@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"hash/fnv"
 )
 
 // Lease is an exclusive right held by one process, such as watching one
@@ -29,7 +28,14 @@ func (s *Store) TryLease(ctx context.Context, name string) (l *Lease, ok bool, e
 	if err != nil {
 		return nil, false, fmt.Errorf("store: unable to get a connection for lease %s: %w", name, err)
 	}
-	key := leaseKey(name)
+	// Advisory locks are per server database, not per schema: the schema
+	// goes into the key so that followupd instances (and test runs) in
+	// other schemas of the same database never block each other.
+	var key int64
+	if err := conn.QueryRowContext(ctx, `SELECT hashtextextended('followupd-lease:' || current_schema() || ':' || $1, 0)`, name).Scan(&key); err != nil {
+		conn.Close()
+		return nil, false, fmt.Errorf("store: unable to take lease %s: %w", name, err)
+	}
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
 		conn.Close()
 		return nil, false, fmt.Errorf("store: unable to take lease %s: %w", name, err)
@@ -69,13 +75,4 @@ func (l *Lease) Release() error {
 		return fmt.Errorf("store: unable to release lease %s: %w", l.name, err)
 	}
 	return cerr
-}
-
-// leaseKey maps a lease name to the 64-bit key of an advisory lock; the
-// prefix keeps followupd's keys apart from other applications' on a shared
-// server.
-func leaseKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("followupd-lease\x00" + name))
-	return int64(h.Sum64())
 }
