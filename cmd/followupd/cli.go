@@ -48,6 +48,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "[--migrate]", "run the daemon: send, watch replies, serve HTTP", cmdRun},
 		{"version", "", "print the version", cmdVersion},
 		{"check", "", "check the configuration, templates and database", cmdCheck},
 		{"config dump", "", "print the effective configuration, secrets redacted", cmdConfigDump},
