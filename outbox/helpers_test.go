@@ -46,7 +46,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 	t.Run("postgres", func(t *testing.T) {
 		base := os.Getenv(pgEnv)
 		if base == "" {
-			t.Skip(pgEnv + " not set")
+			t.Skip(pgEnv + " not set: Postgres tests skipped")
 		}
 		fn(t, openStore(t, freshPostgres(t, base)))
 	})

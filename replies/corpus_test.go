@@ -20,7 +20,7 @@ var corpusNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 func corpusDir(t *testing.T) string {
 	dir := os.Getenv("FOLLOWUPD_CORPUS")
 	if dir == "" {
-		t.Skip("FOLLOWUPD_CORPUS not set: point it at the shared corpus directory (labels.csv, bounce/, autoreply/, reply/, intent/) to run the corpus test")
+		t.Skip("FOLLOWUPD_CORPUS not set: point it at the shared corpus directory (labels.csv, bounce/, autoreply/, reply/, intent/): corpus test skipped")
 	}
 	return dir
 }
@@ -167,7 +167,7 @@ func TestCorpus(t *testing.T) {
 func TestCorpusIntent(t *testing.T) {
 	dir := filepath.Join(corpusDir(t), "intent")
 	if _, err := os.Stat(filepath.Join(dir, "labels.csv")); err != nil {
-		t.Skipf("no intent corpus in %s", dir)
+		t.Skipf("no intent corpus in %s: intent test skipped", dir)
 	}
 	var kind, intent, until, ret, referral tally
 	for _, row := range readCSV(t, filepath.Join(dir, "labels.csv")) {
