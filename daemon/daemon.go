@@ -43,6 +43,8 @@ type Options struct {
 	OutboxOptions func(*outbox.Options)
 	// InboxOptions adjusts each watcher (tests shorten its timers).
 	InboxOptions func(*inbox.Options)
+	// WebhookOptions adjusts the webhook dispatcher (tests shorten its timers).
+	WebhookOptions func(*web.WebhookOptions)
 }
 
 // Daemon is `followupd run`: the scheduler, the outbox, one inbox watcher
@@ -173,7 +175,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	rt := d.Runtime()
 	c := rt.Config
 	d.metrics = web.NewMetrics()
-	d.hooks = web.NewWebhooks(web.WebhookOptions{Store: d.st, Config: func() *config.Config { return d.Runtime().Config }, Logger: d.log.With("service", "webhooks"), Now: d.opts.Now})
+	wo := web.WebhookOptions{Store: d.st, Config: func() *config.Config { return d.Runtime().Config }, Logger: d.log.With("service", "webhooks"), Now: d.opts.Now}
+	if d.opts.WebhookOptions != nil {
+		d.opts.WebhookOptions(&wo)
+	}
+	d.hooks = web.NewWebhooks(wo)
 	d.ingest = &Ingestor{
 		Runtime: d.Runtime, Webhook: d.webhook, Now: d.opts.Now,
 		OnIngested: func(res replies.Result, matched bool) { d.metrics.Reply(string(res.Kind), string(res.Intent)) },
@@ -182,6 +188,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	oo := outbox.Options{
 		Store: d.st, Accounts: c.Accounts, Unsubscribe: c.Unsubscribe, BlockedStages: rt.BlockedStages(),
 		Hooks: d.outboxHooks(ctx), Logger: d.log.With("service", "outbox"), Now: d.opts.Now, ConfigDir: c.Dir(),
+	}
+	if c.Database.Driver == "sqlite" {
+		// This process holds the SQLite file exclusively: a row left
+		// sending was left by a process that died, never by a live peer.
+		oo.SendingLease = time.Nanosecond
 	}
 	if d.opts.OutboxOptions != nil {
 		d.opts.OutboxOptions(&oo)
@@ -214,6 +225,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 				return nil
 			},
 			OnUnsubscribe: func(ctx context.Context, tx *store.Tx, ct store.Contact) error {
+				if err := d.webhook(ctx, tx, WebhookUnsubscribed, map[string]any{"contact": ct.Email, "source": "one-click"}); err != nil {
+					return err
+				}
 				_, err := ApplyEvent(ctx, tx, d.Runtime(), Subject{Contact: ct}, sequences.Event{On: sequences.EventUnsubscribe, Now: d.opts.Now()}, d.webhook)
 				return err
 			},

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/followupd/followupd/outbox/smtptest"
 	"github.com/followupd/followupd/store"
 	"github.com/followupd/followupd/store/storetest"
+	"github.com/followupd/followupd/web"
 )
 
 const runConfig = `
@@ -44,12 +48,15 @@ sequences:
         thread: reply
 rules:
   - {on: reply, intent: interested, do: {set_stage: prospect, stop: all}}
+webhooks:
+  - {url: "%s", events: [sent, replied, stage_changed], secret: "webhook-secret-0123"}
 `
 
 // startDaemon runs a whole followupd against in-process SMTP and IMAP
 // servers and returns it with the servers.
-func startDaemon(t *testing.T, dialect string) (*Daemon, *smtptest.Server, *imaptest.Server) {
+func startDaemon(t *testing.T, dialect string) (*Daemon, *smtptest.Server, *imaptest.Server, *hookSink) {
 	t.Helper()
+	hooks := newHookSink(t)
 	sink := smtptest.Start(t)
 	imap := imaptest.Start(t)
 	dir := t.TempDir()
@@ -60,12 +67,13 @@ func startDaemon(t *testing.T, dialect string) (*Daemon, *smtptest.Server, *imap
 		dsn = storetest.Fresh(t, dialect).DSN
 	}
 	cfg := filepath.Join(dir, "followup.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(runConfig, dialect, dsn, sink.Host(), sink.Port(), imap.Host, imap.Port, imap.Username, imap.Password)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(runConfig, dialect, dsn, sink.Host(), sink.Port(), imap.Host, imap.Port, imap.Username, imap.Password, hooks.URL)), 0o644)
 	d, err := New(context.Background(), Options{
 		ConfigPath: cfg, Migrate: true, LogOutput: io.Discard,
 		SchedulerInterval: 50 * time.Millisecond, LeaseInterval: 50 * time.Millisecond,
-		OutboxOptions: func(o *outbox.Options) { o.PollInterval = 50 * time.Millisecond },
-		InboxOptions:  func(o *inbox.Options) { o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 100*time.Millisecond },
+		OutboxOptions:  func(o *outbox.Options) { o.PollInterval = 50 * time.Millisecond },
+		InboxOptions:   func(o *inbox.Options) { o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 100*time.Millisecond },
+		WebhookOptions: func(o *web.WebhookOptions) { o.Interval = 50 * time.Millisecond },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +82,36 @@ func startDaemon(t *testing.T, dialect string) (*Daemon, *smtptest.Server, *imap
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Stop(10 * time.Second) })
-	return d, sink, imap
+	return d, sink, imap, hooks
+}
+
+// hookSink is a webhook receiver that checks signatures.
+type hookSink struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []string
+	bad    int
+}
+
+func newHookSink(t *testing.T) *hookSink {
+	h := &hookSink{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if r.Header.Get("X-Followupd-Signature") != web.Signature("webhook-secret-0123", body) {
+			h.bad++
+		}
+		h.events = append(h.events, r.Header.Get("X-Followupd-Event"))
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookSink) got() (events []string, bad int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.events...), h.bad
 }
 
 // waitFor polls a condition that another goroutine makes true; it is the
@@ -92,7 +129,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestRun(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, dialect string) {
-		d, sink, imap := startDaemon(t, dialect)
+		d, sink, imap, hooks := startDaemon(t, dialect)
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if _, _, err := d.Store().UpsertContact(ctx, store.Contact{Email: "jo@example.org", FirstName: "Jo"}); err != nil {
@@ -130,6 +167,13 @@ func TestRun(t *testing.T) {
 		if resp, err := http.Get(base + "/api/v1/contacts"); err != nil || resp.StatusCode != 401 {
 			t.Errorf("API without a token: %v %v", resp.StatusCode, err)
 		}
+		waitFor(t, "webhooks for the send, the reply and the stage change", func() bool {
+			evs, _ := hooks.got()
+			return slices.Contains(evs, "sent") && slices.Contains(evs, "replied") && slices.Contains(evs, "stage_changed")
+		})
+		if _, bad := hooks.got(); bad != 0 {
+			t.Errorf("%d webhook deliveries with a bad signature", bad)
+		}
 		start := time.Now()
 		d.Stop(10 * time.Second)
 		if el := time.Since(start); el > 10*time.Second {
@@ -146,7 +190,7 @@ func TestRunRefusesABrokenConfig(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "templates"), 0o755)
 	os.WriteFile(filepath.Join(dir, "templates", "one.md"), []byte("---\nsubject: Hi\n---\nHello {{ .Contact.Company }}, shall we talk?\n"), 0o644)
 	cfg := filepath.Join(dir, "followup.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(runConfig, "sqlite", "", "127.0.0.1", 25, "127.0.0.1", 143, "u", "p")), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(runConfig, "sqlite", "", "127.0.0.1", 25, "127.0.0.1", 143, "u", "p", "https://hooks.example.com/x")), 0o644)
 	_, err := New(context.Background(), Options{ConfigPath: cfg, LogOutput: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "one.md:4:") || !strings.Contains(err.Error(), "Company") {
 		t.Fatalf("New accepted a template with a hole for an email-only contact: %v", err)

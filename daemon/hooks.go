@@ -21,6 +21,9 @@ func OutboxHooks(ctx context.Context, rt func() *Runtime, now func() time.Time, 
 			if m.SentAt != nil {
 				sentAt = *m.SentAt
 			}
+			if err := notify(ctx, tx, hook, WebhookSent, map[string]any{"contact": m.ToAddr, "sequence": m.Sequence, "step": m.Step + 1, "message_id": m.MessageID, "subject": m.Subject}); err != nil {
+				return err
+			}
 			return AfterSent(ctx, tx, rt(), m, sentAt)
 		},
 		Failed: func(tx *store.Tx, m store.MessageOut, hardBounce bool) error {

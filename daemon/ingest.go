@@ -123,6 +123,15 @@ func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingest
 	if err := tx.AddEvent(ctx, c.ID, typ, data); err != nil {
 		return out, err
 	}
+	switch res.Kind {
+	case replies.KindReply:
+		err = notify(ctx, tx, in.Webhook, WebhookReplied, map[string]any{"contact": c.Email, "intent": res.Intent, "subject": res.Subject, "text": truncate(res.Text, excerptLimit)})
+	case replies.KindBounce:
+		err = notify(ctx, tx, in.Webhook, WebhookBounced, map[string]any{"contact": c.Email, "class": res.BounceClass, "status": res.Status})
+	}
+	if err != nil {
+		return out, err
+	}
 	var enr *store.Enrollment
 	if msg != nil {
 		if e, err := tx.EnrollmentByID(ctx, msg.EnrollmentID); err == nil {

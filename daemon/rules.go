@@ -24,6 +24,23 @@ const (
 // webhooks.
 type Webhooker func(ctx context.Context, tx *store.Tx, event string, payload any) error
 
+// Webhook events followupd emits by itself; rules can fire events of any
+// other name.
+const (
+	WebhookStageChanged = "stage_changed"
+	WebhookReplied      = "replied"
+	WebhookBounced      = "bounced"
+	WebhookUnsubscribed = "unsubscribed"
+	WebhookSent         = "sent"
+)
+
+func notify(ctx context.Context, tx *store.Tx, hook Webhooker, event string, payload any) error {
+	if hook == nil {
+		return nil
+	}
+	return hook(ctx, tx, event, payload)
+}
+
 // Subject is what an event is about: a contact and, when known, the
 // enrollment (and its account) the event belongs to.
 type Subject struct {
@@ -48,10 +65,19 @@ func ApplyEvent(ctx context.Context, tx *store.Tx, rt *Runtime, subj Subject, ev
 		return d, err
 	}
 	if d.SetStage != "" && d.SetStage != c.Stage {
-		if _, err := tx.SetStage(ctx, c.Email, d.SetStage, "rule: "+strings.Join(d.Matched, ", ")); err != nil {
+		reason := "rule: " + strings.Join(d.Matched, ", ")
+		if _, err := tx.SetStage(ctx, c.Email, d.SetStage, reason); err != nil {
+			return d, err
+		}
+		if err := notify(ctx, tx, hook, WebhookStageChanged, map[string]any{"contact": c.Email, "from": c.Stage, "to": d.SetStage, "reason": reason}); err != nil {
 			return d, err
 		}
 		c.Stage = d.SetStage
+	}
+	if d.Suppress && ev.Intent == "unsubscribe" {
+		if err := notify(ctx, tx, hook, WebhookUnsubscribed, map[string]any{"contact": c.Email, "source": "reply"}); err != nil {
+			return d, err
+		}
 	}
 	if d.Suppress {
 		if err := tx.Suppress(ctx, c.Email, store.SuppressAddress, fmt.Sprintf("%s (%s)", ev.On, strings.Join(d.Matched, ", "))); err != nil {
