@@ -261,3 +261,29 @@ func (tx *Tx) MarkContactSuppressed(ctx context.Context, contactID int64) error 
 	}
 	return nil
 }
+
+// EnrollmentStats counts enrollments by state for `followupd status`.
+type EnrollmentStats struct {
+	Active  int `db:"active" json:"active"`
+	Paused  int `db:"paused" json:"paused"`
+	Snoozed int `db:"snoozed" json:"snoozed"`
+	// DueSoon are active enrollments due before the horizon given.
+	DueSoon int `db:"due_soon" json:"due_next_24h"`
+}
+
+// EnrollmentStats counts live enrollments and those due before horizon.
+func (s *Store) EnrollmentStats(ctx context.Context, horizon time.Time) (EnrollmentStats, error) {
+	var st EnrollmentStats
+	err := s.InTx(ctx, func(tx *Tx) error {
+		return tx.Get(ctx, &st, `SELECT
+			COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0) AS active,
+			COALESCE(SUM(CASE WHEN status = 'paused' THEN 1 ELSE 0 END), 0) AS paused,
+			COALESCE(SUM(CASE WHEN status = 'snoozed' THEN 1 ELSE 0 END), 0) AS snoozed,
+			COALESCE(SUM(CASE WHEN status = 'active' AND due_at <= ? THEN 1 ELSE 0 END), 0) AS due_soon
+			FROM enrollments WHERE status IN ('active', 'paused', 'snoozed')`, horizon)
+	})
+	if err != nil {
+		return st, fmt.Errorf("store: unable to count enrollments: %w", err)
+	}
+	return st, nil
+}

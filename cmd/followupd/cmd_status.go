@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,8 +14,43 @@ import (
 )
 
 type statusView struct {
-	Pipeline  map[string]int     `json:"pipeline"`
-	Attention []store.MessageOut `json:"attention"`
+	Pipeline    map[string]int        `json:"pipeline"`
+	Enrollments store.EnrollmentStats `json:"enrollments"`
+	Attention   []store.MessageOut    `json:"attention"`
+	// Daemon is the running daemon's /readyz answer, or why it could not
+	// be read.
+	Daemon daemonState `json:"daemon"`
+}
+
+type daemonState struct {
+	Running  bool             `json:"running"`
+	Error    string           `json:"error,omitempty"`
+	Accounts []accountReadyJS `json:"accounts,omitempty"`
+}
+
+type accountReadyJS struct {
+	Account   string `json:"account"`
+	SMTPOK    bool   `json:"smtp_ok"`
+	SMTPError string `json:"smtp_error,omitempty"`
+	IMAPOK    bool   `json:"imap_ok"`
+	IMAPError string `json:"imap_error,omitempty"`
+}
+
+// readDaemon asks the running daemon for its accounts' connection state.
+func readDaemon(listen string) daemonState {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + listen + "/readyz")
+	if err != nil {
+		return daemonState{Error: "not reachable at " + listen + " (is followupd run running?)"}
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Accounts []accountReadyJS `json:"accounts"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return daemonState{Running: true, Error: "unreadable /readyz answer: " + err.Error()}
+	}
+	return daemonState{Running: true, Accounts: body.Accounts}
 }
 
 // cmdStatus shows the pipeline and every send that needs an operator: failed
@@ -42,6 +80,11 @@ func cmdStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stats, err := s.EnrollmentStats(e.ctx, time.Now().Add(24*time.Hour))
+	if err != nil {
+		return err
+	}
+	ds := readDaemon(c.HTTP.Listen)
 	msgs, err := s.ListMessagesOut(e.ctx, store.MessageFilter{Statuses: []string{store.MessageFailed, store.MessageUncertain}, Limit: *limit})
 	if err != nil {
 		return err
@@ -50,13 +93,20 @@ func cmdStatus(e *env, args []string) error {
 		if msgs == nil {
 			msgs = []store.MessageOut{}
 		}
-		return e.printJSON(statusView{Pipeline: counts, Attention: msgs})
+		return e.printJSON(statusView{Pipeline: counts, Enrollments: stats, Attention: msgs, Daemon: ds})
 	}
 	var parts []string
 	for _, st := range c.StageNames() {
 		parts = append(parts, fmt.Sprintf("%s %d", st, counts[st]))
 	}
 	fmt.Fprintf(e.stdout, "pipeline: %s\n", strings.Join(parts, " · "))
+	fmt.Fprintf(e.stdout, "enrollments: %d active (%d due in the next 24 h), %d paused, %d snoozed\n", stats.Active, stats.DueSoon, stats.Paused, stats.Snoozed)
+	if !ds.Running || ds.Error != "" {
+		fmt.Fprintf(e.stdout, "daemon: %s\n", ds.Error)
+	}
+	for _, a := range ds.Accounts {
+		fmt.Fprintf(e.stdout, "account %s: smtp %s, imap %s\n", a.Account, okWord(a.SMTPOK, a.SMTPError), okWord(a.IMAPOK, a.IMAPError))
+	}
 	if len(msgs) == 0 {
 		fmt.Fprintln(e.stdout, "no failed or uncertain sends")
 		return nil
@@ -68,4 +118,14 @@ func cmdStatus(e *env, args []string) error {
 			m.Account, m.ToAddr, m.Sequence, m.Step+1, m.MessageID, oneLine(m.LastError))
 	}
 	return tw.Flush()
+}
+
+func okWord(ok bool, why string) string {
+	if ok {
+		return "ok"
+	}
+	if why == "" {
+		why = "down"
+	}
+	return "DOWN (" + why + ")"
 }
