@@ -21,6 +21,10 @@ import (
 	"github.com/followupd/followupd/web"
 )
 
+// sendingLease is how long a send may take at most; a row sending for
+// longer was left by a replica that died.
+const sendingLease = 15 * time.Minute
+
 // Options configure a Daemon.
 type Options struct {
 	// ConfigPath is the YAML file; SIGHUP reloads it.
@@ -189,6 +193,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		Store: d.st, Accounts: c.Accounts, Unsubscribe: c.Unsubscribe, BlockedStages: rt.BlockedStages(),
 		Hooks: d.outboxHooks(ctx), Logger: d.log.With("service", "outbox"), Now: d.opts.Now, ConfigDir: c.Dir(),
 	}
+	oo.SendingLease = sendingLease
 	if c.Database.Driver == "sqlite" {
 		// This process holds the SQLite file exclusively: a row left
 		// sending was left by a process that died, never by a live peer.
@@ -242,8 +247,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.hooks.Start(ctx); err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.scheduleLoop(ctx)
+	go func() {
+		defer d.wg.Done()
+		if err := d.st.ListenForWork(ctx, d.Wake); err != nil {
+			d.log.Warn("not listening for new work; the scheduler runs on its timer", "error", err)
+		}
+	}()
 	for i := range c.Accounts {
 		if a := c.Accounts[i]; a.IMAP != nil {
 			d.wg.Add(1)
@@ -290,12 +301,23 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 	defer d.wg.Done()
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var lastExpire time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-d.wake:
+		}
+		if d.st.Dialect() == store.DialectPostgres && d.opts.Now().Sub(lastExpire) > time.Minute {
+			// A replica that died mid-send left rows sending; past the
+			// sending lease they become uncertain (never resent blindly).
+			lastExpire = d.opts.Now()
+			if n, err := d.st.ExpireSending(ctx, lastExpire.Add(-sendingLease)); err != nil && ctx.Err() == nil {
+				d.log.Warn("cannot expire stuck sends", "error", err)
+			} else if n > 0 {
+				d.log.Warn("sends left by a stopped replica are now uncertain", "count", n)
+			}
 		}
 		n, err := d.sched.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {

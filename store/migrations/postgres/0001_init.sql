@@ -165,3 +165,18 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_status_next ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
 
+
+-- New enrollments and pending triggers wake every replica's scheduler
+-- (LISTEN followupd_wake) instead of waiting for its timer. NOTIFY is
+-- delivered at commit and coalesced within a transaction.
+CREATE FUNCTION followupd_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('followupd_wake', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER enrollments_wake AFTER INSERT ON enrollments
+    FOR EACH STATEMENT EXECUTE FUNCTION followupd_wake();
+CREATE TRIGGER events_wake AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION followupd_wake();
