@@ -55,19 +55,37 @@ func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int, error) {
 	return n, nil
 }
 
-// FunnelStep is how far the messages of one step of a sequence got.
-// Replied counts the step's messages that a human reply (kind "reply") was
-// matched to; a reply matched only by its sender's address is not counted,
-// as it cannot be told which step it answers.
+// FunnelStep is how far the messages of one step of a sequence got. Each
+// count is of the step's messages (one per contact and enrollment), so it
+// is also a count of contacts unless one was enrolled twice.
+//
+//   - Replied: a human reply (messages_in kind "reply") was matched to the
+//     message; a reply matched only by its sender's address is not counted,
+//     as it cannot be told which step it answers.
+//   - Bounced: the message got a hard bounce: a DSN (messages_in kind
+//     "bounce", bounce_class "hard") matched to it, or it failed because
+//     the server refused the recipient permanently (status failed and a
+//     "bounced" event naming its Message-ID, see MarkFailed; the event's
+//     JSON is searched for the id without its angle brackets, which
+//     encoding/json writes as \u003c and \u003e).
+//   - Unsubscribed: the message was sent and then the contact unsubscribed
+//     (an "unsubscribed" event, as the one-click link writes) before any
+//     later step of the same enrollment was sent, or a reply with intent
+//     "unsubscribe" was matched to it. An unsubscribe is thus counted on the
+//     last step the contact received.
+//
+// The API's reply rate is Replied / Sent (see web.FunnelStep).
 type FunnelStep struct {
-	Step      int `db:"step" json:"step"`
-	Queued    int `db:"queued" json:"queued"`
-	Sending   int `db:"sending" json:"sending"`
-	Sent      int `db:"sent" json:"sent"`
-	Failed    int `db:"failed" json:"failed"`
-	Uncertain int `db:"uncertain" json:"uncertain"`
-	Cancelled int `db:"cancelled" json:"cancelled"`
-	Replied   int `db:"replied" json:"replied"`
+	Step         int `db:"step" json:"step"`
+	Queued       int `db:"queued" json:"queued"`
+	Sending      int `db:"sending" json:"sending"`
+	Sent         int `db:"sent" json:"sent"`
+	Failed       int `db:"failed" json:"failed"`
+	Uncertain    int `db:"uncertain" json:"uncertain"`
+	Cancelled    int `db:"cancelled" json:"cancelled"`
+	Replied      int `db:"replied" json:"replied"`
+	Bounced      int `db:"bounced" json:"bounced"`
+	Unsubscribed int `db:"unsubscribed" json:"unsubscribed"`
 }
 
 type funnelRow struct {
@@ -90,7 +108,22 @@ func (s *Store) Funnels(ctx context.Context, sequence string) (map[string][]Funn
 		SUM(CASE WHEN m.status = 'uncertain' THEN 1 ELSE 0 END) AS uncertain,
 		SUM(CASE WHEN m.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,
 		SUM(CASE WHEN EXISTS (SELECT 1 FROM messages_in i
-			WHERE i.message_out_id = m.id AND i.kind = 'reply') THEN 1 ELSE 0 END) AS replied
+			WHERE i.message_out_id = m.id AND i.kind = 'reply') THEN 1 ELSE 0 END) AS replied,
+		SUM(CASE WHEN EXISTS (SELECT 1 FROM messages_in i
+				WHERE i.message_out_id = m.id AND i.kind = 'bounce' AND i.bounce_class = 'hard')
+			OR (m.status = 'failed' AND EXISTS (SELECT 1 FROM events b
+				WHERE b.contact_id = m.contact_id AND b.type = 'bounced'
+				AND CAST(b.data AS TEXT) LIKE '%' || REPLACE(REPLACE(m.message_id, '<', ''), '>', '') || '%'))
+			THEN 1 ELSE 0 END) AS bounced,
+		SUM(CASE WHEN m.status = 'sent' AND m.sent_at IS NOT NULL AND (
+			EXISTS (SELECT 1 FROM events u
+				WHERE u.contact_id = m.contact_id AND u.type = 'unsubscribed' AND u.created_at >= m.sent_at
+				AND NOT EXISTS (SELECT 1 FROM messages_out n
+					WHERE n.enrollment_id = m.enrollment_id AND n.step > m.step AND n.status = 'sent'
+					AND n.sent_at <= u.created_at))
+			OR EXISTS (SELECT 1 FROM messages_in i
+				WHERE i.message_out_id = m.id AND i.intent = 'unsubscribe'))
+			THEN 1 ELSE 0 END) AS unsubscribed
 		FROM messages_out m JOIN enrollments e ON e.id = m.enrollment_id
 		WHERE (CAST(? AS TEXT) = '' OR e.sequence = ?)
 		GROUP BY e.sequence, m.step
@@ -194,6 +227,67 @@ func (s *Store) SearchContacts(ctx context.Context, q ContactQuery) (page []Cont
 		page[i].scanned()
 	}
 	return page, total, nil
+}
+
+// ContactEvents returns a page of a contact's timeline, newest first:
+// the events with an id below before (all when before is 0), at most limit
+// (no cap when 0). The id is the cursor, as it only grows: pass the last
+// event's id as the next page's before.
+func (s *Store) ContactEvents(ctx context.Context, contactID, before int64, limit int) ([]Event, error) {
+	r := s.runner(s.db)
+	var rows []eventRow
+	q := `SELECT id, contact_id, type, data, created_at FROM events
+		WHERE contact_id = ? AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?`
+	if err := r.selectRows(ctx, &rows, r.webRebind(q), contactID, before, before, limitArg(limit)); err != nil {
+		return nil, fmt.Errorf("store: unable to load the events of contact %d: %w", contactID, err)
+	}
+	events := make([]Event, len(rows))
+	for i, row := range rows {
+		events[i] = row.event()
+	}
+	return events, nil
+}
+
+// AttentionMessage is an outbound message that needs a person: it failed,
+// or its outcome is uncertain.
+type AttentionMessage struct {
+	ID               int64     `db:"id" json:"id"`
+	ContactID        int64     `db:"contact_id" json:"contact_id"`
+	ContactEmail     string    `db:"contact_email" json:"contact_email"`
+	ContactFirstName string    `db:"contact_first_name" json:"contact_first_name"`
+	ContactLastName  string    `db:"contact_last_name" json:"contact_last_name"`
+	Sequence         string    `db:"sequence" json:"sequence"`
+	Step             int       `db:"step" json:"step"`
+	Account          string    `db:"account" json:"account"`
+	Status           string    `db:"status" json:"status"`
+	Subject          string    `db:"subject" json:"subject"`
+	LastError        string    `db:"last_error" json:"last_error"`
+	UpdatedAt        time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// NeedsAttention returns the failed and uncertain outbound messages, the
+// latest first, at most limit (no cap when 0), and how many there are.
+func (s *Store) NeedsAttention(ctx context.Context, limit int) ([]AttentionMessage, int, error) {
+	r := s.runner(s.db)
+	var total int
+	if err := r.get(ctx, &total, `SELECT COUNT(*) FROM messages_out WHERE status IN ('failed', 'uncertain')`); err != nil {
+		return nil, 0, fmt.Errorf("store: unable to count the messages needing attention: %w", err)
+	}
+	q := `SELECT m.id, m.contact_id, COALESCE(c.email, '') AS contact_email,
+		COALESCE(c.first_name, '') AS contact_first_name, COALESCE(c.last_name, '') AS contact_last_name,
+		e.sequence AS sequence, m.step, m.account, m.status, m.subject, m.last_error, m.updated_at
+		FROM messages_out m JOIN enrollments e ON e.id = m.enrollment_id
+		LEFT JOIN contacts c ON c.id = m.contact_id
+		WHERE m.status IN ('failed', 'uncertain')
+		ORDER BY m.updated_at DESC, m.id DESC LIMIT ?`
+	var ms []AttentionMessage
+	if err := r.selectRows(ctx, &ms, r.webRebind(q), limitArg(limit)); err != nil {
+		return nil, 0, fmt.Errorf("store: unable to list the messages needing attention: %w", err)
+	}
+	for i := range ms {
+		utc(&ms[i].UpdatedAt)
+	}
+	return ms, total, nil
 }
 
 // LockContact returns the contact with this id, locked until the

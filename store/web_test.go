@@ -14,6 +14,8 @@ func TestWebQueries(t *testing.T) {
 		s := db.open(t)
 		ctx := context.Background()
 		t.Run("funnels, replies and backlog", func(t *testing.T) { testWebFunnel(t, ctx, s) })
+		t.Run("funnel bounces and unsubscribes", func(t *testing.T) { testWebFunnelOutcomes(t, ctx, s) })
+		t.Run("contact events and attention", func(t *testing.T) { testWebEventsAttention(t, ctx, s) })
 		t.Run("contact search", func(t *testing.T) { testWebSearch(t, ctx, s) })
 		t.Run("webhook outbox", func(t *testing.T) { testWebhookOutbox(t, ctx, s) })
 		t.Run("lock contact", func(t *testing.T) {
@@ -217,5 +219,136 @@ func testWebhookOutbox(t *testing.T, ctx context.Context, s *Store) {
 	}
 	if _, err := s.ClaimWebhookDeliveries(ctx, now, 0, time.Minute); err == nil {
 		t.Error("a zero limit is accepted")
+	}
+}
+
+// testWebFunnelOutcomes checks the bounced and unsubscribed definitions of
+// FunnelStep on a sequence of its own.
+func testWebFunnelOutcomes(t *testing.T, ctx context.Context, s *Store) {
+	now := time.Now().UTC()
+	at := func(d time.Duration) *time.Time { v := now.Add(d); return &v }
+	n := 0
+	contact := func(email string) (int64, int64) {
+		id := mustUpsert(t, s, Contact{Email: email})
+		due := now.Add(time.Hour)
+		enr, err := s.CreateEnrollment(ctx, Enrollment{ContactID: id, Sequence: "drip", Account: "sales", DueAt: &due})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, enr
+	}
+	out := func(enr, contact int64, step int, status string, sent *time.Time) (int64, string) {
+		n++
+		mid := fmt.Sprintf("<drip%d@example.com>", n)
+		id, err := s.InsertMessageOut(ctx, MessageOut{EnrollmentID: enr, ContactID: contact, Step: step, Account: "sales",
+			Status: status, MessageID: mid, SentAt: sent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, mid
+	}
+	uid := uint32(100)
+	in := func(kind, intent, class string, contact, msg int64) {
+		uid++
+		if _, err := s.InsertMessageIn(ctx, MessageIn{Account: "sales", Mailbox: "INBOX", UIDValidity: 1, UID: uid,
+			Kind: kind, Intent: intent, BounceClass: class, ContactID: &contact, MessageOutID: &msg, ReceivedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a: steps 1 and 2 sent, then unsubscribed: counted on step 2 only.
+	a, ea := contact("a@drip.test")
+	out(ea, a, 0, MessageSent, at(-3*time.Hour))
+	out(ea, a, 1, MessageSent, at(-2*time.Hour))
+	if err := s.AddEvent(ctx, a, "unsubscribed", map[string]any{"source": "one-click"}); err != nil {
+		t.Fatal(err)
+	}
+	// b: a hard DSN matched to step 1.
+	b, eb := contact("b@drip.test")
+	mb, _ := out(eb, b, 0, MessageSent, at(-3*time.Hour))
+	in("bounce", "", "hard", b, mb)
+	// c: refused at SMTP (failed, with the bounced event naming it).
+	c, ec := contact("c@drip.test")
+	_, midC := out(ec, c, 0, MessageFailed, nil)
+	if err := s.AddEvent(ctx, c, "bounced", map[string]any{"class": "hard", "source": "smtp", "message_id": midC}); err != nil {
+		t.Fatal(err)
+	}
+	// d: a soft bounce is not a bounce here.
+	d, ed := contact("d@drip.test")
+	md, _ := out(ed, d, 0, MessageSent, at(-3*time.Hour))
+	in("bounce", "", "soft", d, md)
+	// e: replied asking to be removed: replied and unsubscribed.
+	e, ee := contact("e@drip.test")
+	me, _ := out(ee, e, 0, MessageSent, at(-3*time.Hour))
+	in("reply", "unsubscribe", "", e, me)
+	// f: unsubscribed before anything was sent: counted nowhere.
+	f, ef := contact("f@drip.test")
+	if err := s.AddEvent(ctx, f, "unsubscribed", nil); err != nil {
+		t.Fatal(err)
+	}
+	out(ef, f, 0, MessageSent, at(time.Hour))
+
+	fs, err := s.Funnels(ctx, "drip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []FunnelStep{
+		{Step: 0, Sent: 5, Failed: 1, Replied: 1, Bounced: 2, Unsubscribed: 1},
+		{Step: 1, Sent: 1, Unsubscribed: 1},
+	}
+	if got := fs["drip"]; fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("funnel = %+v\nwant     %+v", got, want)
+	}
+}
+
+func testWebEventsAttention(t *testing.T, ctx context.Context, s *Store) {
+	id := mustUpsert(t, s, Contact{Email: "timeline@example.com", FirstName: "Tim"})
+	for i := range 5 {
+		if err := s.AddEvent(ctx, id, "note", map[string]any{"text": fmt.Sprint("note ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.ContactEvents(ctx, id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// mustUpsert wrote a "created" event first.
+	if len(all) != 6 || all[0].Type != "note" || all[5].Type != "created" {
+		t.Fatalf("events = %+v", all)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].ID >= all[i-1].ID {
+			t.Fatalf("events not newest first: %+v", all)
+		}
+	}
+	page, err := s.ContactEvents(ctx, id, all[1].ID, 2)
+	if err != nil || len(page) != 2 || page[0].ID != all[2].ID || page[1].ID != all[3].ID {
+		t.Fatalf("page before %d = %+v, %v", all[1].ID, page, err)
+	}
+	if page[0].CreatedAt.Location() != time.UTC || string(page[0].Data) == "" {
+		t.Errorf("event = %+v", page[0])
+	}
+
+	due := time.Now().Add(time.Hour)
+	enr, err := s.CreateEnrollment(ctx, Enrollment{ContactID: id, Sequence: "attention", Account: "sales", DueAt: &due})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := s.NeedsAttention(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range []string{MessageFailed, MessageUncertain, MessageSent} {
+		if _, err := s.InsertMessageOut(ctx, MessageOut{EnrollmentID: enr, ContactID: id, Step: i, Account: "sales",
+			Status: st, MessageID: fmt.Sprintf("<att%d@example.com>", i), LastError: "550 no"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, total, err := s.NeedsAttention(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(before)+2 || len(ms) != 1 || ms[0].ContactEmail != "timeline@example.com" || ms[0].Sequence != "attention" ||
+		ms[0].Status != MessageUncertain || ms[0].LastError != "550 no" {
+		t.Errorf("attention = %+v (total %d, %d before)", ms, total, len(before))
 	}
 }

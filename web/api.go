@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -48,20 +49,48 @@ func (s *Server) logServerError(r *http.Request, err error) {
 	s.log.Error("http request failed", "method", r.Method, "path", logPath(r), "err", err)
 }
 
+// apiRoute is one endpoint of the API. openapi.json must describe every
+// route of apiRoutes and nothing else (TestOpenAPIDescribesEveryRoute).
+type apiRoute struct {
+	Method, Path string
+	Handler      http.HandlerFunc
+	// Public routes need no bearer token.
+	Public bool
+}
+
+func (s *Server) apiRoutes() []apiRoute {
+	return []apiRoute{
+		{Method: "GET", Path: "/api/v1/openapi.json", Handler: serveOpenAPI, Public: true},
+		{Method: "GET", Path: "/api/v1/contacts", Handler: s.api(s.apiListContacts)},
+		{Method: "POST", Path: "/api/v1/contacts", Handler: s.api(s.apiSaveContact)},
+		{Method: "GET", Path: "/api/v1/contacts/{email}", Handler: s.api(s.apiGetContact)},
+		{Method: "GET", Path: "/api/v1/contacts/{email}/events", Handler: s.api(s.apiContactEvents)},
+		{Method: "POST", Path: "/api/v1/contacts/{email}/stage", Handler: s.api(s.apiSetStage)},
+		{Method: "POST", Path: "/api/v1/contacts/{email}/notes", Handler: s.api(s.apiAddNote)},
+		{Method: "POST", Path: "/api/v1/contacts/{email}/purchases", Handler: s.api(s.apiRecordPurchase)},
+		{Method: "POST", Path: "/api/v1/contacts/{email}/enrollments", Handler: s.api(s.apiEnroll)},
+		{Method: "DELETE", Path: "/api/v1/contacts/{email}/enrollments/{sequence}", Handler: s.api(s.apiUnenroll)},
+		{Method: "GET", Path: "/api/v1/pipeline", Handler: s.api(s.apiPipeline)},
+		{Method: "GET", Path: "/api/v1/sequences/{name}/funnel", Handler: s.api(s.apiFunnel)},
+		{Method: "GET", Path: "/api/v1/replies", Handler: s.api(s.apiReplies)},
+		{Method: "GET", Path: "/api/v1/attention", Handler: s.api(s.apiAttention)},
+	}
+}
+
 func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/contacts", s.api(s.apiListContacts))
-	mux.HandleFunc("POST /api/v1/contacts", s.api(s.apiSaveContact))
-	mux.HandleFunc("GET /api/v1/contacts/{email}", s.api(s.apiGetContact))
-	mux.HandleFunc("POST /api/v1/contacts/{email}/stage", s.api(s.apiSetStage))
-	mux.HandleFunc("POST /api/v1/contacts/{email}/notes", s.api(s.apiAddNote))
-	mux.HandleFunc("POST /api/v1/contacts/{email}/purchases", s.api(s.apiRecordPurchase))
-	mux.HandleFunc("POST /api/v1/contacts/{email}/enrollments", s.api(s.apiEnroll))
-	mux.HandleFunc("DELETE /api/v1/contacts/{email}/enrollments/{sequence}", s.api(s.apiUnenroll))
-	mux.HandleFunc("GET /api/v1/pipeline", s.api(s.apiPipeline))
-	mux.HandleFunc("GET /api/v1/sequences/{name}/funnel", s.api(s.apiFunnel))
-	mux.HandleFunc("GET /api/v1/replies", s.api(s.apiReplies))
+	public := map[string]bool{}
+	for _, rt := range s.apiRoutes() {
+		pattern := rt.Method + " " + rt.Path
+		mux.HandleFunc(pattern, rt.Handler)
+		public[pattern] = rt.Public
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		if public[pattern] {
+			mux.ServeHTTP(w, r)
+			return
+		}
 		tok := s.cfg().HTTP.APIToken.Value()
 		if tok == "" {
 			writeError(w, http.StatusForbidden, "set http.api_token to use the API")
@@ -72,7 +101,7 @@ func (s *Server) apiHandler() http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (send Authorization: Bearer TOKEN)")
 			return
 		}
-		if _, pattern := mux.Handler(r); pattern == "" {
+		if pattern == "" {
 			// The mux would answer in plain text; ask it which status
 			// (404, or 405 with Allow) and answer that in JSON.
 			rec := &statusRecorder{header: http.Header{}}
@@ -220,6 +249,58 @@ func (s *Server) apiGetContact(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// eventPage is a page of a contact's timeline, newest first. NextBefore
+// is the before of the next (older) page, null when this page is the last.
+type eventPage struct {
+	Email      string        `json:"email"`
+	Events     []store.Event `json:"events"`
+	Limit      int           `json:"limit"`
+	NextBefore *int64        `json:"next_before"`
+}
+
+func (s *Server) contactEvents(ctx context.Context, email string, before int64, limit int) (eventPage, error) {
+	c, err := s.o.Store.ContactByEmail(ctx, email)
+	if err != nil {
+		return eventPage{}, storeErr(err)
+	}
+	// One more than asked tells whether an older page exists.
+	evs, err := s.o.Store.ContactEvents(ctx, c.ID, before, limit+1)
+	if err != nil {
+		return eventPage{}, err
+	}
+	p := eventPage{Email: c.Email, Events: evs, Limit: limit}
+	if len(evs) > limit {
+		p.Events = evs[:limit]
+		next := p.Events[limit-1].ID
+		p.NextBefore = &next
+	}
+	if p.Events == nil {
+		p.Events = []store.Event{}
+	}
+	return p, nil
+}
+
+func (s *Server) apiContactEvents(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", defaultPage, 1, maxPage)
+	if err != nil {
+		return err
+	}
+	before := int64(0)
+	if v := strings.TrimSpace(r.URL.Query().Get("before")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return badField("before", "want an event id (a whole number from 1), got %q", v)
+		}
+		before = n
+	}
+	p, err := s.contactEvents(r.Context(), r.PathValue("email"), before, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -407,10 +488,22 @@ func (s *Server) apiPipeline(w http.ResponseWriter, r *http.Request) error {
 }
 
 // FunnelStep is one step of a sequence: its template and how far its
-// messages got.
+// messages got (see store.FunnelStep for what each count means).
+// ReplyRate is Replied / Sent as a percentage rounded to one decimal
+// (12.5 for 12.5 %), 0 while nothing was sent; the dashboard shows the
+// same number.
 type FunnelStep struct {
 	store.FunnelStep
-	Template string `json:"template"`
+	ReplyRate float64 `json:"reply_rate"`
+	Template  string  `json:"template"`
+}
+
+// replyRate is n / of as a percentage with one decimal.
+func replyRate(n, of int) float64 {
+	if of <= 0 {
+		return 0
+	}
+	return math.Round(float64(n)*1000/float64(of)) / 10
 }
 
 // SequenceFunnel is a sequence's steps in order.
@@ -446,6 +539,7 @@ func buildFunnel(seq config.Sequence, counts []store.FunnelStep) SequenceFunnel 
 	for i := 0; i <= last; i++ {
 		st := FunnelStep{FunnelStep: byStep[i]}
 		st.Step = i
+		st.ReplyRate = replyRate(st.Replied, st.Sent)
 		if i < len(seq.Steps) {
 			st.Template = seq.Steps[i].Template
 			if len(seq.Steps[i].Variants) > 0 {
@@ -486,5 +580,34 @@ func (s *Server) apiReplies(w http.ResponseWriter, r *http.Request) error {
 		ms = []store.InboundMessage{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"replies": ms})
+	return nil
+}
+
+// attentionSize caps the messages listed as needing attention.
+const attentionSize = 50
+
+type attentionList struct {
+	Messages []store.AttentionMessage `json:"messages"`
+	Total    int                      `json:"total"`
+}
+
+func (s *Server) attention(ctx context.Context, limit int) (attentionList, error) {
+	ms, total, err := s.o.Store.NeedsAttention(ctx, limit)
+	if ms == nil {
+		ms = []store.AttentionMessage{}
+	}
+	return attentionList{Messages: ms, Total: total}, err
+}
+
+func (s *Server) apiAttention(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", attentionSize, 1, maxPage)
+	if err != nil {
+		return err
+	}
+	a, err := s.attention(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
 	return nil
 }

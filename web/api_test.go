@@ -90,6 +90,7 @@ func TestAPI(t *testing.T) {
 		t.Run("stage, notes, purchases", func(t *testing.T) { testAPIChanges(t, e) })
 		t.Run("enrollments", func(t *testing.T) { testAPIEnrollments(t, e) })
 		t.Run("pipeline, funnel, replies", func(t *testing.T) { testAPIReports(t, e) })
+		t.Run("contact events and attention", func(t *testing.T) { testAPIEventsAttention(t, e) })
 		t.Run("limits and routing", func(t *testing.T) { testAPILimits(t, e) })
 	})
 }
@@ -321,10 +322,11 @@ func testAPIReports(t *testing.T, e *env) {
 		t.Fatalf("funnel has %d steps, want the 3 configured: %v", len(steps), m)
 	}
 	s0, s1, s2 := steps[0].(map[string]any), steps[1].(map[string]any), steps[2].(map[string]any)
-	if s0["sent"] != 2.0 || s0["failed"] != 1.0 || s0["replied"] != 0.0 || s0["template"] != "intro" {
+	if s0["sent"] != 2.0 || s0["failed"] != 1.0 || s0["replied"] != 0.0 || s0["template"] != "intro" ||
+		s0["bounced"] != 0.0 || s0["unsubscribed"] != 0.0 || s0["reply_rate"] != 0.0 {
 		t.Errorf("step 0 = %v", s0)
 	}
-	if s1["sent"] != 1.0 || s1["queued"] != 1.0 || s1["replied"] != 1.0 || s1["template"] != "nudge / nudge-b" {
+	if s1["sent"] != 1.0 || s1["queued"] != 1.0 || s1["replied"] != 1.0 || s1["template"] != "nudge / nudge-b" || s1["reply_rate"] != 100.0 {
 		t.Errorf("step 1 = %v", s1)
 	}
 	if s2["sent"] != 0.0 || s2["step"] != 2.0 {
@@ -364,5 +366,61 @@ func testAPILimits(t *testing.T, e *env) {
 	expect(t, w, http.StatusMethodNotAllowed)
 	if decode(t, w)["error"] == nil || w.Header().Get("Allow") == "" {
 		t.Errorf("405 = %v %s", w.Header(), w.Body)
+	}
+}
+
+func testAPIEventsAttention(t *testing.T, e *env) {
+	c := e.upsert(store.Contact{Email: "tl@example.com", Stage: "lead"})
+	for i := range 7 {
+		expect(t, e.api("POST", "/api/v1/contacts/TL@example.com/notes", map[string]string{"text": fmt.Sprint("note ", i)}), http.StatusCreated)
+	}
+	all := e.eventTypes(c.ID) // oldest first
+	var got []string
+	var ids []float64
+	before := ""
+	for page := 0; ; page++ {
+		w := e.api("GET", "/api/v1/contacts/tl@example.com/events?limit=3"+before, nil)
+		expect(t, w, http.StatusOK)
+		m := decode(t, w)
+		for _, ev := range m["events"].([]any) {
+			ev := ev.(map[string]any)
+			got = append(got, ev["type"].(string))
+			ids = append(ids, ev["id"].(float64))
+		}
+		if m["email"] != "tl@example.com" || m["limit"] != 3.0 {
+			t.Fatalf("page %d = %v", page, m)
+		}
+		if m["next_before"] == nil {
+			break
+		}
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+		before = fmt.Sprintf("&before=%.0f", m["next_before"].(float64))
+	}
+	slices.Reverse(got)
+	if !slices.Equal(got, all) || len(all) != 8 {
+		t.Errorf("paged events (reversed) %v, want %v", got, all)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] >= ids[i-1] {
+			t.Errorf("events not newest first: %v", ids)
+		}
+	}
+	expectField(t, e.api("GET", "/api/v1/contacts/tl@example.com/events?before=x", nil), "before")
+	expectField(t, e.api("GET", "/api/v1/contacts/tl@example.com/events?limit=0", nil), "limit")
+	expect(t, e.api("GET", "/api/v1/contacts/nobody@example.com/events", nil), http.StatusNotFound)
+
+	w := e.api("GET", "/api/v1/attention", nil)
+	expect(t, w, http.StatusOK)
+	m := decode(t, w)
+	msgs := m["messages"].([]any)
+	if m["total"] != float64(len(msgs)) {
+		t.Errorf("attention = %v", m)
+	}
+	for _, x := range msgs {
+		if st := x.(map[string]any)["status"]; st != "failed" && st != "uncertain" {
+			t.Errorf("attention lists a %v message", st)
+		}
 	}
 }

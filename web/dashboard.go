@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/followupd/followupd/config"
@@ -188,14 +189,25 @@ func (s *Server) dashError(w http.ResponseWriter, r *http.Request, sess session,
 }
 
 type homeData struct {
-	Stages  []StageCount
-	Total   int
-	Max     int
-	Backlog int
-	Funnels []SequenceFunnel
-	Replies []store.InboundMessage
+	Stages    []StageCount
+	Total     int
+	Max       int
+	Backlog   int
+	Funnels   []funnelView
+	Replies   []store.InboundMessage
+	Attention attentionList
 }
 
+// funnelView is a sequence's funnel with the scale of its bars.
+type funnelView struct {
+	SequenceFunnel
+	MaxSent int
+}
+
+// homePage is the overview. Its numbers come from the same functions as
+// the API's (pipeline, funnels, attention), so the page and
+// /api/v1/pipeline, /api/v1/sequences/{name}/funnel and /api/v1/attention
+// always agree.
 func (s *Server) homePage(w http.ResponseWriter, r *http.Request, sess session) {
 	ctx := r.Context()
 	var d homeData
@@ -207,11 +219,23 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request, sess session) 
 	for _, st := range d.Stages {
 		d.Max = max(d.Max, st.Count)
 	}
-	if d.Funnels, err = s.funnels(ctx, ""); err != nil {
+	fs, err := s.funnels(ctx, "")
+	if err != nil {
 		s.dashError(w, r, sess, err)
 		return
 	}
+	for _, f := range fs {
+		v := funnelView{SequenceFunnel: f}
+		for _, st := range f.Steps {
+			v.MaxSent = max(v.MaxSent, st.Sent)
+		}
+		d.Funnels = append(d.Funnels, v)
+	}
 	if d.Replies, err = s.o.Store.RecentMessagesIn(ctx, store.InboundFilter{Limit: 25}); err != nil {
+		s.dashError(w, r, sess, err)
+		return
+	}
+	if d.Attention, err = s.attention(ctx, attentionSize); err != nil {
 		s.dashError(w, r, sess, err)
 		return
 	}
@@ -263,24 +287,41 @@ func (s *Server) contactsPage(w http.ResponseWriter, r *http.Request, sess sessi
 type contactData struct {
 	ContactDetail
 	Stages []config.Stage
+	// Events is the page of the timeline shown, newest first.
+	Events eventPage
 }
+
+// contactTimelinePage is how many events the contact page shows at once.
+const contactTimelinePage = 100
 
 func (s *Server) contactPage(w http.ResponseWriter, r *http.Request, sess session) {
 	s.renderContact(w, r, sess, http.StatusOK, "")
 }
 
 func (s *Server) renderContact(w http.ResponseWriter, r *http.Request, sess session, status int, notice string) {
-	d, err := s.contactDetail(r.Context(), r.PathValue("email"))
+	ctx := r.Context()
+	d, err := s.contactDetail(ctx, r.PathValue("email"))
 	if err != nil {
 		s.dashError(w, r, sess, err)
 		return
 	}
-	// Newest first: the latest conversation is what the seller looks for.
-	for i, j := 0, len(d.Timeline)-1; i < j; i, j = i+1, j-1 {
-		d.Timeline[i], d.Timeline[j] = d.Timeline[j], d.Timeline[i]
+	var before int64
+	if v := strings.TrimSpace(r.URL.Query().Get("before")); v != "" {
+		if before, err = strconv.ParseInt(v, 10, 64); err != nil || before < 1 {
+			s.dashError(w, r, sess, badField("before", "want an event id, got %q", v))
+			return
+		}
+	}
+	// Newest first, as /api/v1/contacts/{email}/events: the latest
+	// conversation is what the seller looks for.
+	events, err := s.contactEvents(ctx, d.Contact.Email, before, contactTimelinePage)
+	if err != nil {
+		s.dashError(w, r, sess, err)
+		return
 	}
 	title := fullName(d.Contact.FirstName, d.Contact.LastName, d.Contact.Email)
-	s.pages.render(w, status, "contact", view{Title: title, Nav: "contacts", CSRF: sess.csrf, Notice: notice, Data: contactData{ContactDetail: d, Stages: s.cfg().Stages}})
+	s.pages.render(w, status, "contact", view{Title: title, Nav: "contacts", CSRF: sess.csrf, Notice: notice,
+		Data: contactData{ContactDetail: d, Stages: s.cfg().Stages, Events: events}})
 }
 
 // backToContact answers a successful form with a redirect (so a reload

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +222,189 @@ func TestLocalPath(t *testing.T) {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+var (
+	stageAttrRE  = regexp.MustCompile(`data-stage="([^"]+)" data-count="(\d+)"`)
+	metricCellRE = regexp.MustCompile(`<td class="num" data-sequence="([^"]+)" data-step="(\d+)" data-metric="([a-z_]+)"(?: data-value="([^"]+)")?>([^<]*)</td>`)
+)
+
+// TestDashboardMatchesAPI reads the overview as a browser test would (by
+// its data attributes) and checks every number against the JSON API.
+func TestDashboardMatchesAPI(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, dialect string) {
+		e := newEnv(t, dialect)
+		rita := e.upsert(store.Contact{Email: "rita@example.com", Stage: "prospect"})
+		seedFunnel(t, e, rita)
+		// A hard bounce and an unsubscribe on the aftersale sequence.
+		sent := time.Now().Add(-time.Hour)
+		for i, email := range []string{"b1@example.com", "u1@example.com", "r1@example.com"} {
+			c := e.upsert(store.Contact{Email: email, Stage: "customer"})
+			en, err := e.store.Enroll(ctx, email, "aftersale", "sales", "", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			mid, err := e.store.InsertMessageOut(ctx, store.MessageOut{EnrollmentID: en.ID, ContactID: c.ID, Step: 0, Account: "sales",
+				Status: store.MessageSent, MessageID: fmt.Sprintf("<after%d@example.com>", i), SentAt: &sent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := store.MessageIn{Account: "sales", Mailbox: "INBOX", UIDValidity: 9, UID: uint32(i + 1), ContactID: &c.ID, MessageOutID: &mid, ReceivedAt: time.Now()}
+			switch i {
+			case 0:
+				in.Kind, in.BounceClass = "bounce", "hard"
+			case 2:
+				in.Kind, in.Intent = "reply", "interested"
+			}
+			if i != 1 {
+				if _, err := e.store.InsertMessageIn(ctx, in); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		u := e.contact("u1@example.com")
+		w := e.serve(oneClick(e, UnsubscribeToken(testSecret, u.ID, u.Email)))
+		expect(t, w, http.StatusOK)
+
+		body := page(t, e, login(t, e), "/")
+		if !strings.Contains(body, `<meta name="viewport" content="width=device-width, initial-scale=1">`) || !strings.Contains(body, "@media (max-width:") {
+			t.Error("the overview is not set up for phones")
+		}
+		if strings.Contains(body, "http://") || strings.Contains(body, "https://") || strings.Contains(body, "<script") {
+			t.Error("the overview loads something from elsewhere or carries a script")
+		}
+
+		// Pipeline.
+		m := decode(t, e.api("GET", "/api/v1/pipeline", nil))
+		want := map[string]string{}
+		for _, s := range m["stages"].([]any) {
+			st := s.(map[string]any)
+			want[st["name"].(string)] = fmt.Sprint(st["count"])
+		}
+		found := stageAttrRE.FindAllStringSubmatch(body, -1)
+		if len(found) != len(want) {
+			t.Errorf("the page shows %d stages, the API %d", len(found), len(want))
+		}
+		for _, f := range found {
+			if want[f[1]] != f[2] {
+				t.Errorf("stage %s: page %s, API %s", f[1], f[2], want[f[1]])
+			}
+			if !strings.Contains(body, `id="stage-`+f[1]+`"`) {
+				t.Errorf("stage %s has no id", f[1])
+			}
+		}
+
+		// Sequence funnels.
+		cells := map[string]string{}
+		for _, c := range metricCellRE.FindAllStringSubmatch(body, -1) {
+			text := c[5]
+			if c[3] == "reply_rate" {
+				if c[4]+"%" != text {
+					t.Errorf("reply rate cell: data-value %q, text %q", c[4], text)
+				}
+				text = c[4]
+			}
+			cells[c[1]+"/"+c[2]+"/"+c[3]] = text
+		}
+		checked := 0
+		for _, seq := range testConfig().Sequences {
+			m := decode(t, e.api("GET", "/api/v1/sequences/"+seq.Name+"/funnel", nil))
+			for _, s := range m["steps"].([]any) {
+				st := s.(map[string]any)
+				for _, metric := range []string{"sent", "replied", "bounced", "unsubscribed", "reply_rate"} {
+					key := fmt.Sprintf("%s/%.0f/%s", seq.Name, st["step"], metric)
+					api := fmt.Sprint(st[metric])
+					if metric == "reply_rate" {
+						api = strconv.FormatFloat(st[metric].(float64), 'f', 1, 64)
+					}
+					if got, ok := cells[key]; !ok || got != api {
+						t.Errorf("%s: page %q, API %s", key, got, api)
+					}
+					checked++
+				}
+			}
+			if seq.Name == "aftersale" {
+				s0 := m["steps"].([]any)[0].(map[string]any)
+				if s0["sent"] != 3.0 || s0["bounced"] != 1.0 || s0["unsubscribed"] != 1.0 || s0["replied"] != 1.0 || s0["reply_rate"] != 33.3 {
+					t.Errorf("aftersale step 0 = %v", s0)
+				}
+			}
+		}
+		if checked != 5*(3+1) {
+			t.Errorf("checked %d cells", checked)
+		}
+
+		// Needs attention and recent replies.
+		att := decode(t, e.api("GET", "/api/v1/attention", nil))
+		if !strings.Contains(body, fmt.Sprintf(`id="attention" data-total="%v"`, att["total"])) || att["total"] != 1.0 ||
+			!strings.Contains(body, `data-status="failed"`) {
+			t.Errorf("attention: API %v", att)
+		}
+		if !strings.Contains(body, `data-kind="reply" data-intent="interested"`) || !strings.Contains(body, "let&#39;s talk") {
+			t.Error("recent replies lack kind, intent or text")
+		}
+	})
+}
+
+func TestLoginFromABrowser(t *testing.T) {
+	e := newEnv(t, store.DialectSQLite)
+	w := e.serve(request("GET", "/login", nil, "Accept", "text/html"))
+	expect(t, w, http.StatusOK)
+	body := w.Body.String()
+	for _, want := range []string{`<form class="stack" method="post" action="/login">`, `name="token"`, `name="next" value="/"`, `name="viewport"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("login page lacks %q", want)
+		}
+	}
+	// A browser's POST: same-origin, no next → the overview.
+	r := request("POST", "/login", strings.NewReader(form("token", testToken)), "Content-Type", "application/x-www-form-urlencoded",
+		"Sec-Fetch-Site", "same-origin", "Origin", "http://example.com")
+	r.Host = "example.com"
+	w = e.serve(r)
+	expect(t, w, http.StatusSeeOther)
+	if loc := w.Header().Get("Location"); loc != "/" {
+		t.Errorf("login redirects to %q, want /", loc)
+	}
+	var ck *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == sessionCookie {
+			ck = c
+		}
+	}
+	if ck == nil {
+		t.Fatal("no session cookie")
+	}
+	page(t, e, ck, "/")
+	// The login page keeps a next path from the redirect to it.
+	w = e.serve(request("GET", "/login?next=%2Fcontacts%3Fq%3Dann", nil))
+	if !strings.Contains(w.Body.String(), `name="next" value="/contacts?q=ann"`) {
+		t.Errorf("next is not kept:\n%s", w.Body)
+	}
+}
+
+func TestContactTimelinePages(t *testing.T) {
+	e := newEnv(t, store.DialectSQLite)
+	c := e.upsert(store.Contact{Email: "long@example.com"})
+	for i := range contactTimelinePage + 4 {
+		if err := e.store.AddNote(ctx, c.Email, fmt.Sprintf("note number %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ck := login(t, e)
+	body := page(t, e, ck, "/contacts/long@example.com")
+	if n := strings.Count(body, `data-event-type="note"`); n != contactTimelinePage {
+		t.Errorf("first page shows %d notes", n)
+	}
+	if !strings.Contains(body, "note number 103") || strings.Contains(body, "note number 3<") || !strings.Contains(body, `<form class="stack" method="post" action="/contacts/long@example.com/notes">`) {
+		t.Error("the first page is not the newest events with the note form")
+	}
+	m := regexp.MustCompile(`href="(/contacts/long@example.com\?before=\d+)#timeline"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no link to older events")
+	}
+	older := page(t, e, ck, m[1])
+	if n := strings.Count(older, `data-event-type=`); n != 5 || !strings.Contains(older, "note number 0<") || !strings.Contains(older, `data-event-type="created"`) {
+		t.Errorf("older page has %d events:\n%s", n, older)
 	}
 }

@@ -13,9 +13,11 @@
 //	GET  /healthz                   200 "ok" while the process runs; no auth
 //	GET  /readyz                    200, or 503 with JSON detail per account; no auth
 //	GET  /metrics                   Prometheus; bearer token, or loopback when no token is set
+//	GET  /api/v1/openapi.json       OpenAPI 3.0 description of the API; no auth
 //	     /api/v1/...                JSON API; bearer token (403 while http.api_token is unset)
 //	GET  /u/{token}                 unsubscribe confirmation page; changes nothing
 //	POST /u/{token}                 one-click unsubscribe (RFC 8058)
+//	                                (a tampered or foreign token: 400, nothing changes)
 //	GET  /, /contacts, /contacts/{email}, /login; POST forms   the dashboard
 //
 // Every request body is capped at MaxBodyBytes; errors of the API are JSON

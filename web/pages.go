@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -46,7 +47,8 @@ func loadPages(zone func() *time.Location) *pages {
 		"whenp":       p.whenPtr,
 		"path":        url.PathEscape,
 		"pct":         pct,
-		"rate":        rate,
+		"rate1":       rate1,
+		"noteText":    noteText,
 		"add":         func(a, b int) int { return a + b },
 		"cut":         cut,
 		"fullName":    fullName,
@@ -96,11 +98,18 @@ func pct(n, max int) string {
 	return fmt.Sprintf("%.1f%%", float64(n)*100/float64(max))
 }
 
-func rate(n, of int) string {
-	if of <= 0 {
-		return "–"
+// rate1 writes a percentage as the API's reply_rate has it: one decimal.
+func rate1(pct float64) string {
+	return strconv.FormatFloat(pct, 'f', 1, 64)
+}
+
+// noteText is the text of a note event.
+func noteText(raw json.RawMessage) string {
+	var n struct {
+		Text string `json:"text"`
 	}
-	return fmt.Sprintf("%.0f%%", float64(n)*100/float64(of))
+	_ = json.Unmarshal(raw, &n)
+	return n.Text
 }
 
 // cut shortens s to at most n characters.

@@ -92,7 +92,7 @@ func (s *Server) renderUnsubscribe(w http.ResponseWriter, status int, v unsubscr
 func (s *Server) unsubscribeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errBadLink):
-		s.renderUnsubscribe(w, http.StatusNotFound, unsubscribeView{Error: "This unsubscribe link is not valid."})
+		s.renderUnsubscribe(w, http.StatusBadRequest, unsubscribeView{Error: "This unsubscribe link is not valid."})
 	default:
 		s.logServerError(r, err)
 		s.renderUnsubscribe(w, http.StatusInternalServerError, unsubscribeView{Error: "Something went wrong on our side. Please try again in a minute."})

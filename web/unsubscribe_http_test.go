@@ -31,7 +31,8 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		}
 		token := UnsubscribeToken(testSecret, ann.ID, ann.Email)
 
-		t.Run("bad tokens are 404 without detail", func(t *testing.T) {
+		t.Run("bad tokens are 400 without detail and change nothing", func(t *testing.T) {
+			annBefore, bobBefore := e.eventTypes(ann.ID), e.eventTypes(bob.ID)
 			raw, _ := base64.RawURLEncoding.DecodeString(token)
 			moved := slices.Clone(raw)
 			binary.BigEndian.PutUint64(moved[:8], uint64(bob.ID)) // ann's MAC on bob's id
@@ -48,16 +49,22 @@ func TestOneClickUnsubscribe(t *testing.T) {
 			} {
 				for _, r := range []*http.Request{request("GET", "/u/"+tok, nil), oneClick(e, tok)} {
 					w := e.serve(r)
-					if w.Code != http.StatusNotFound {
-						t.Errorf("%s %s: status %d, want 404", r.Method, name, w.Code)
+					if w.Code != http.StatusBadRequest {
+						t.Errorf("%s %s: status %d, want 400", r.Method, name, w.Code)
 					}
 					if body := w.Body.String(); !strings.Contains(body, "not valid") || strings.Contains(body, "ann@") || strings.Contains(body, "bob@") {
-						t.Errorf("%s %s: the 404 page says too much or too little:\n%s", r.Method, name, body)
+						t.Errorf("%s %s: the 400 page says too much or too little:\n%s", r.Method, name, body)
 					}
 				}
 			}
-			if c := e.contact(ann.Email); c.Suppressed {
-				t.Fatal("a bad token unsubscribed the contact")
+			if c := e.contact(ann.Email); c.Suppressed || c.Stage != "prospect" {
+				t.Fatalf("a bad token changed the contact: %+v", c)
+			}
+			if c := e.contact(bob.Email); c.Suppressed || c.Stage != "lead" {
+				t.Fatalf("a bad token changed the other contact: %+v", c)
+			}
+			if a, b := e.eventTypes(ann.ID), e.eventTypes(bob.ID); !slices.Equal(a, annBefore) || !slices.Equal(b, bobBefore) {
+				t.Fatalf("a bad token wrote events: %v / %v", a, b)
 			}
 		})
 
@@ -184,7 +191,7 @@ func TestUnsubscribeRateLimited(t *testing.T) {
 	// Another client is not affected.
 	r := request("GET", "/u/not-a-token", nil)
 	r.RemoteAddr = "192.0.2.7:5000"
-	expect(t, e.serve(r), http.StatusNotFound)
+	expect(t, e.serve(r), http.StatusBadRequest)
 }
 
 func TestUnsubscribeStage(t *testing.T) {

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/hmac"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -26,15 +27,17 @@ import (
 // webhook_deliveries row per subscribed webhook in the transaction of the
 // change it reports, and the dispatcher POSTs the rows, retrying with
 // backoff. A webhook is therefore sent if and only if its change commits,
-// at least once: a receiver must deduplicate by X-Followupd-Delivery.
+// at least once: a receiver deduplicates by the event id.
 //
 // The stored payload is the exact body sent:
 //
-//	{"event": "reply.interested", "created_at": "2026-…Z", "data": {…}}
+//	{"id": "evt_…", "event": "replied", "created_at": "2026-…Z", "data": {…}}
 //
-// and its signature is X-Followupd-Signature: sha256=HEX(HMAC-SHA256(secret,
-// body)), with the secret of the webhook whose URL the row names, read from
-// the configuration at sending time.
+// id is unique per event (the same for every webhook the event goes to, and
+// for every retry); it is also sent as the X-Followupd-Delivery header. The
+// signature is X-Followupd-Signature: sha256=HEX(HMAC-SHA256(secret, body)),
+// with the secret of the webhook whose URL the row names, read from the
+// configuration at sending time.
 
 // WebhookOptions configures the dispatcher.
 type WebhookOptions struct {
@@ -117,6 +120,7 @@ func NewWebhooks(o WebhookOptions) *Webhooks {
 
 // webhookEnvelope is the body of every delivery.
 type webhookEnvelope struct {
+	ID        string    `json:"id"`
 	Event     string    `json:"event"`
 	CreatedAt time.Time `json:"created_at"`
 	Data      any       `json:"data"`
@@ -128,10 +132,20 @@ func subscribed(h config.Webhook, event string) bool {
 	return len(h.Events) == 0 || slices.Contains(h.Events, "*") || slices.Contains(h.Events, event)
 }
 
+// newEventID returns a unique event id: the time in milliseconds (so ids
+// sort roughly by time) and 80 random bits.
+func newEventID(now time.Time) string {
+	var b [10]byte
+	_, _ = crand.Read(b[:])
+	return fmt.Sprintf("evt_%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
 // EnqueueWebhook queues event with payload (any JSON-encodable value) for
 // every webhook of hooks subscribed to it, inside tx, and returns how many
-// deliveries it queued. Call Webhooks.Wake after the commit to send at
-// once rather than at the next poll.
+// deliveries it queued. When no webhook subscribes to the event it writes
+// nothing and encodes nothing, so the daemon may call it for every change.
+// Call Webhooks.Wake after the commit to send at once rather than at the
+// next poll.
 func EnqueueWebhook(ctx context.Context, tx *store.Tx, hooks []config.Webhook, now time.Time, event string, payload any) (int, error) {
 	event = strings.TrimSpace(event)
 	if event == "" {
@@ -149,7 +163,7 @@ func EnqueueWebhook(ctx context.Context, tx *store.Tx, hooks []config.Webhook, n
 		seen[h.URL] = true
 		if body == nil {
 			var err error
-			body, err = json.Marshal(webhookEnvelope{Event: event, CreatedAt: now.UTC().Truncate(time.Millisecond), Data: payload})
+			body, err = json.Marshal(webhookEnvelope{ID: newEventID(now), Event: event, CreatedAt: now.UTC().Truncate(time.Millisecond), Data: payload})
 			if err != nil {
 				return 0, fmt.Errorf("web: unable to encode the %s webhook: %w", event, err)
 			}
@@ -277,12 +291,23 @@ func Signature(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// deliveryID is the X-Followupd-Delivery of a delivery: its event id, or
+// for a row queued before events had ids, the row's id.
+func deliveryID(d store.WebhookDelivery, eventID string) string {
+	if eventID != "" {
+		return eventID
+	}
+	return strconv.FormatInt(d.ID, 10)
+}
+
 func (w *Webhooks) deliver(ctx context.Context, d store.WebhookDelivery) {
 	var env struct {
+		ID    string `json:"id"`
 		Event string `json:"event"`
 	}
 	_ = json.Unmarshal([]byte(d.Payload), &env)
-	log := w.log.With("delivery", d.ID, "event", env.Event, "url", d.URL, "attempt", d.Attempts)
+	id := deliveryID(d, env.ID)
+	log := w.log.With("delivery", d.ID, "event_id", id, "event", env.Event, "url", d.URL, "attempt", d.Attempts)
 	// The outcome is recorded even when shutdown cancels ctx mid-POST, so
 	// that a finished POST is not sent again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -296,7 +321,7 @@ func (w *Webhooks) deliver(ctx context.Context, d store.WebhookDelivery) {
 		}
 		return
 	}
-	perr := w.post(ctx, hook, d, env.Event)
+	perr := w.post(ctx, hook, d, env.Event, id)
 	var err error
 	switch {
 	case perr == nil:
@@ -315,7 +340,7 @@ func (w *Webhooks) deliver(ctx context.Context, d store.WebhookDelivery) {
 	}
 }
 
-func (w *Webhooks) post(ctx context.Context, hook config.Webhook, d store.WebhookDelivery, event string) error {
+func (w *Webhooks) post(ctx context.Context, hook config.Webhook, d store.WebhookDelivery, event, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
 	defer cancel()
 	body := []byte(d.Payload)
@@ -326,7 +351,7 @@ func (w *Webhooks) post(ctx context.Context, hook config.Webhook, d store.Webhoo
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "followupd-webhooks/1")
 	req.Header.Set("X-Followupd-Event", event)
-	req.Header.Set("X-Followupd-Delivery", strconv.FormatInt(d.ID, 10))
+	req.Header.Set("X-Followupd-Delivery", id)
 	req.Header.Set("X-Followupd-Signature", Signature(hook.Secret.Value(), body))
 	resp, err := w.client.Do(req)
 	if err != nil {

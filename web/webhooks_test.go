@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,7 +117,19 @@ func TestWebhooks(t *testing.T) {
 			got[0].body["data"].(map[string]any)["email"] != "ann@example.com" {
 			t.Fatalf("first delivery = %+v", got)
 		}
-		id, _ := strconv.ParseInt(got[0].delivery, 10, 64)
+		if eid, _ := got[0].body["id"].(string); !strings.HasPrefix(eid, "evt_") || got[0].delivery != eid {
+			t.Fatalf("event id %q, X-Followupd-Delivery %q", got[0].body["id"], got[0].delivery)
+		}
+		all, err := s.WebhookDeliveries(ctx, store.WebhookFilter{})
+		if err != nil || len(all) != 2 {
+			t.Fatalf("deliveries = %+v, %v", all, err)
+		}
+		var id int64
+		for _, d := range all {
+			if d.URL == good.URL+"/hook" {
+				id = d.ID
+			}
+		}
 		d, err := s.WebhookDeliveryByID(ctx, id)
 		if err != nil || d.Status != store.WebhookPending || d.Attempts != 1 || d.LastError == "" {
 			t.Fatalf("after a 500: %+v, %v", d, err)
