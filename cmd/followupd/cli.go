@@ -49,6 +49,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "[--migrate]", "run the daemon: send, watch replies, serve HTTP", cmdRun},
+		{"demo", "[--for DURATION] [--listen ADDR] [--speed DURATION]", "run the daemon on a demo: local mail world, fast clock", cmdDemo},
 		{"version", "", "print the version", cmdVersion},
 		{"check", "", "check the configuration, templates and database", cmdCheck},
 		{"config dump", "", "print the effective configuration, secrets redacted", cmdConfigDump},

@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -54,7 +55,7 @@ type Server struct {
 	Username string
 	Password string
 
-	t      testing.TB
+	t      fataler
 	opts   Options
 	mem    *imapmemserver.Server
 	user   *imapmemserver.User
@@ -62,6 +63,9 @@ type Server struct {
 	roots  *x509.CertPool
 	noIdle atomic.Bool
 	logins atomic.Int64
+
+	served    chan struct{}
+	closeOnce sync.Once
 
 	mu        sync.Mutex
 	conns     map[*wireConn]struct{}
@@ -74,16 +78,48 @@ type delivery struct {
 	at  time.Time
 }
 
+// fataler is what the server needs of a testing.TB: a test's, or, for a
+// server started with New, one that panics (a failure of the in-memory
+// backend is a bug, not an input error).
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+type panicking struct{}
+
+func (panicking) Helper() {}
+func (panicking) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+
 // Start starts a plaintext server with IDLE, closed when the test ends.
 func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
 
 // StartWith starts a server configured by o, closed when the test ends.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
+	s, err := NewWith(o)
+	if err != nil {
+		t.Fatalf("imaptest: %v", err)
+	}
+	s.t = t
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// New starts a plaintext server with IDLE outside of a test (e.g. for
+// `followupd demo`); the caller must Close it. Its helpers panic where a
+// test's server would fail the test.
+func New() (*Server, error) { return NewWith(Options{}) }
+
+// NewWith starts a server configured by o outside of a test; the caller
+// must Close it.
+func NewWith(o Options) (*Server, error) {
 	s := &Server{
 		Username:  "alice@example.test",
 		Password:  "secret",
-		t:         t,
+		t:         panicking{},
 		opts:      o,
 		mem:       imapmemserver.New(),
 		conns:     map[*wireConn]struct{}{},
@@ -94,13 +130,16 @@ func StartWith(t testing.TB, o Options) *Server {
 	s.mem.AddUser(s.user)
 	for _, name := range []string{"INBOX", "Sent"} {
 		if err := s.user.Create(name, nil); err != nil {
-			t.Fatalf("imaptest: create %s: %v", name, err)
+			return nil, fmt.Errorf("create %s: %w", name, err)
 		}
 	}
 
 	var tlsConf *tls.Config
 	if o.TLS == "tls" || o.TLS == "starttls" {
-		tlsConf, s.roots = selfSigned(t)
+		var err error
+		if tlsConf, s.roots, err = selfSigned(); err != nil {
+			return nil, fmt.Errorf("certificate: %w", err)
+		}
 	}
 	so := &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -119,7 +158,7 @@ func StartWith(t testing.TB, o Options) *Server {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("imaptest: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().(*net.TCPAddr)
 	s.Host, s.Port = "127.0.0.1", addr.Port
@@ -129,17 +168,23 @@ func StartWith(t testing.TB, o Options) *Server {
 	// Over the TLS listener, so that commands are recorded in clear (after
 	// STARTTLS they are not).
 	l := &listener{Listener: ln, s: s}
-	served := make(chan struct{})
+	s.served = make(chan struct{})
 	go func() {
-		defer close(served)
+		defer close(s.served)
 		_ = s.srv.Serve(l)
 	}()
-	t.Cleanup(func() {
-		_ = s.srv.Close()
-		<-served
+	return s, nil
+}
+
+// Close stops the server and closes every client connection.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.srv.Close()
+		<-s.served
 		s.DropConnections()
 	})
-	return s
+	return err
 }
 
 // IMAP returns an account's imap section that logs in to this server.
@@ -517,11 +562,10 @@ type literalReader struct {
 func (l *literalReader) Size() int64 { return l.size }
 
 // selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
-	t.Helper()
+func selfSigned() (*tls.Config, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -537,13 +581,13 @@ func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, pool
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, pool, nil
 }
