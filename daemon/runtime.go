@@ -217,3 +217,19 @@ func (rt *Runtime) templateData(c store.Contact, a *config.Account, seq string, 
 		Seed:           c.Email,
 	}
 }
+
+// FirstDue is when a contact enrolling at start is due for the sequence's
+// first step: its delay counts from the enrollment ("30d" waits a month),
+// then the window applies. It is start when the window never opens, so the
+// scheduler can report that.
+func (rt *Runtime) FirstDue(seq *sequences.Sequence, c store.Contact, account string, start time.Time) time.Time {
+	acctLoc := time.UTC
+	if a, ok := rt.Account(account); ok {
+		acctLoc = a.TimeZone.Location
+	}
+	due, ok := seq.DueAt(0, start, seq.Location(contactLocation(c), acctLoc))
+	if !ok {
+		return start
+	}
+	return due
+}

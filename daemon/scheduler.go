@@ -161,8 +161,9 @@ func enrollTx(ctx context.Context, tx *store.Tx, rt *Runtime, contactID int64, s
 	if c.Suppressed || !rt.Pipeline.Mailable(c.Stage) {
 		return nil
 	}
-	due := now
-	e := store.Enrollment{ContactID: c.ID, Sequence: seq.Name, Account: sequences.ChooseAccount(seq, c.Email), Status: store.EnrollmentActive, DueAt: &due}
+	account := sequences.ChooseAccount(seq, c.Email)
+	due := rt.FirstDue(seq, c, account, now)
+	e := store.Enrollment{ContactID: c.ID, Sequence: seq.Name, Account: account, Status: store.EnrollmentActive, DueAt: &due}
 	id, err := tx.CreateEnrollment(ctx, e)
 	if errors.Is(err, store.ErrDuplicate) {
 		return nil

@@ -338,3 +338,21 @@ func TestScheduler(t *testing.T) {
 		})
 	})
 }
+
+func TestFirstStepDelayCountsFromEnrollment(t *testing.T) {
+	h, ct, _ := setupExample(t, store.DialectSQLite)
+	// nurture's only step waits 30 days; enrolling now must not send today.
+	err := h.st.InTx(h.ctx, func(tx *store.Tx) error {
+		return enrollTx(h.ctx, tx, h.rt, ct.ID, h.rt.Sequences["nurture"], h.now, "test")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var due []time.Time
+	h.st.InTx(h.ctx, func(tx *store.Tx) error {
+		return tx.Select(h.ctx, &due, `SELECT due_at FROM enrollments WHERE contact_id = ? AND sequence = 'nurture'`, ct.ID)
+	})
+	if len(due) != 1 || due[0].Before(h.now.Add(30*24*time.Hour-time.Hour)) {
+		t.Fatalf("nurture due %v, want 30 days after %s", due, h.now)
+	}
+}

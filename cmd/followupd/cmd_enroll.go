@@ -28,7 +28,7 @@ func parseWhen(s string, loc *time.Location) (time.Time, error) {
 
 func cmdEnroll(e *env, args []string) error {
 	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
-	at := fs.String("at", "", "when the first step is due (default now; the send window still applies)")
+	at := fs.String("at", "", "when the contact enrolls (default now); the first step's delay and the send window apply from there")
 	pos, err := e.parseFlags(fs, args, "EMAIL SEQUENCE [--at TIME]")
 	if err != nil {
 		return err
@@ -66,7 +66,9 @@ func cmdEnroll(e *env, args []string) error {
 	if !rt.Pipeline.Mailable(ct.Stage) || ct.Suppressed {
 		return fmt.Errorf("%s is in stage %s%s and is never mailed", ct.Email, ct.Stage, map[bool]string{true: " (suppressed)"}[ct.Suppressed])
 	}
-	en, err := s.Enroll(e.ctx, ct.Email, seq.Name, sequences.ChooseAccount(seq, ct.Email), "", due)
+	account := sequences.ChooseAccount(seq, ct.Email)
+	due = rt.FirstDue(seq, ct, account, due)
+	en, err := s.Enroll(e.ctx, ct.Email, seq.Name, account, "", due)
 	if err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
 			return fmt.Errorf("%s is already enrolled in %s", ct.Email, seq.Name)
