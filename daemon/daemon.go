@@ -457,11 +457,13 @@ func (d *Daemon) Stop(timeout time.Duration) {
 		if d.http != nil {
 			_ = d.http.Stop(deadline)
 		}
-		if d.cancel != nil {
-			d.cancel()
-		}
+		// The outbox stops first, with its context still alive, so the SMTP
+		// transactions in flight finish and are recorded; then the rest.
 		if d.out != nil {
 			d.out.Stop()
+		}
+		if d.cancel != nil {
+			d.cancel()
 		}
 		d.wg.Wait()
 		if d.hooks != nil {
