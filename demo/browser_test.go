@@ -157,10 +157,21 @@ func TestDashboardInABrowser(t *testing.T) {
 			Stages map[string]int
 			Funnel map[string]string
 		}
-		if err := chromedp.Do(bctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#pipeline`))); err != nil {
-			return page{}, err
+		// Navigate rather than Reload: chromedp's Reload can miss the
+		// load event it waits for and hang until the deadline.
+		rctx, rcancel := context.WithTimeout(bctx, 20*time.Second)
+		defer rcancel()
+		if err := chromedp.Do(rctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#pipeline`))); err != nil {
+			dctx, dcancel := context.WithTimeout(bctx, 5*time.Second)
+			defer dcancel()
+			loc, _ := chromedp.Run(dctx, chromedp.Location())
+			html, _ := chromedp.Run(dctx, chromedp.OuterHTML(chromedp.CSS("html")))
+			if len(html) > 600 {
+				html = html[:600]
+			}
+			return page{}, fmt.Errorf("reload the dashboard (page %s: %s): %w", loc, html, err)
 		}
-		raw, err := chromedp.Run(bctx, chromedp.Evaluate[shown](`(() => {
+		raw, err := chromedp.Run(rctx, chromedp.Evaluate[shown](`(() => {
 			const stages = {}, funnel = {};
 			document.querySelectorAll('[data-stage][data-count]').forEach(e => { stages[e.dataset.stage] = parseInt(e.dataset.count, 10); });
 			document.querySelectorAll('td[data-sequence="intro"][data-metric]').forEach(e => { funnel[e.dataset.step + "/" + e.dataset.metric] = e.textContent.trim(); });

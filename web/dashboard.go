@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/followupd/followupd/config"
 	"github.com/followupd/followupd/store"
@@ -70,7 +71,7 @@ func (s *Server) authenticate(r *http.Request, token string) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
-	nonce, ok := checkSession(token, ck.Value, s.now())
+	nonce, ok := checkSession(token, ck.Value, time.Now())
 	if !ok {
 		return session{}, false
 	}
@@ -158,7 +159,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    newSession(token, s.now()),
+		Value:    newSession(token, time.Now()),
 		Path:     "/",
 		MaxAge:   int(sessionTTL.Seconds()),
 		HttpOnly: true,

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -407,4 +408,17 @@ func TestContactTimelinePages(t *testing.T) {
 	if n := strings.Count(older, `data-event-type=`); n != 5 || !strings.Contains(older, "note number 0<") || !strings.Contains(older, `data-event-type="created"`) {
 		t.Errorf("older page has %d events:\n%s", n, older)
 	}
+}
+
+// TestDashboardLoginOutlivesAFastClock: the demo runs the daemon one day per
+// second; a login must last on the seller's clock, not the daemon's.
+func TestDashboardLoginOutlivesAFastClock(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	var ahead atomic.Int64
+	e.srv = New(Options{Store: e.store, Config: e.cfg.Load, Now: func() time.Time {
+		return time.Now().Add(time.Duration(ahead.Load()))
+	}})
+	ck := login(t, e)
+	ahead.Store(int64(30 * 24 * time.Hour))
+	page(t, e, ck, "/contacts")
 }

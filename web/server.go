@@ -105,8 +105,11 @@ func New(o Options) *Server {
 	// One-click unsubscribes come from mail clients and people; logins from
 	// people. Both are keyed by the peer address, which behind a reverse
 	// proxy is the proxy's: the limits are generous enough for that.
-	s.unsubLimit = newLimiter(s.now, 1, 30)
-	s.loginLimit = newLimiter(s.now, 0.2, 10)
+	// Rate limits and dashboard sessions run on the wall clock: the
+	// daemon's clock may be sped up (the demo) and a login must not
+	// expire in seconds there.
+	s.unsubLimit = newLimiter(time.Now, 1, 30)
+	s.loginLimit = newLimiter(time.Now, 0.2, 10)
 	s.handler = s.routes()
 	return s
 }
