@@ -2,6 +2,8 @@
 GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
+# Minimising every new input stalls short runs; a crasher is still kept whole.
+FUZZMIN  ?= 5s
 
 .PHONY: build test ci fmt-check vet fuzz-short install
 
@@ -32,6 +34,6 @@ fuzz-short:
 	  dir=$$(dirname $$f); \
 	  for fz in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
 	    echo "fuzz $$dir $$fz ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$fz$$" -fuzztime=$(FUZZTIME) $$dir || exit 1; \
+	    $(GO) test -run='^$$' -fuzz="^$$fz$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$dir || exit 1; \
 	  done; \
 	done

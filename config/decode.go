@@ -87,6 +87,18 @@ func posOf(n ast.Node) Pos {
 	return Pos{Line: t.Position.Line, Col: t.Position.Column}
 }
 
+// docPos is where a document starts: its "---" or, without one, its body.
+// A document's own GetToken dereferences its body, which may be absent.
+func docPos(doc *ast.DocumentNode) Pos {
+	if doc.Start != nil && doc.Start.Position != nil {
+		return Pos{Line: doc.Start.Position.Line, Col: doc.Start.Position.Column}
+	}
+	if doc.Body != nil {
+		return posOf(doc.Body)
+	}
+	return Pos{}
+}
+
 // parseYAML parses data and decodes its single document into out.
 func (d *decoder) parseYAML(data []byte, out any) {
 	f, err := parser.ParseBytes(data, 0)
@@ -110,7 +122,7 @@ func (d *decoder) parseYAML(data []byte, out any) {
 		return
 	}
 	if len(f.Docs) > 1 {
-		d.errorf(posOf(f.Docs[1]), "only one YAML document is allowed (remove the second ---)")
+		d.errorf(docPos(f.Docs[1]), "only one YAML document is allowed (remove the second ---)")
 	}
 	d.decode(f.Docs[0].Body, reflect.ValueOf(out).Elem(), "")
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -275,9 +274,12 @@ func (r *ClockRange) decodeScalar(s string) error {
 	if !ok {
 		return fmt.Errorf("bad hours %q (write e.g. 09:00-17:00)", s)
 	}
-	start, err1 := parseClock(a)
-	end, err2 := parseClock(b)
-	if err := errors.Join(err1, err2); err != nil {
+	start, err := parseClock(a)
+	if err != nil {
+		return fmt.Errorf("bad hours %q: %v (write e.g. 09:00-17:00)", s, err)
+	}
+	end, err := parseClock(b)
+	if err != nil {
 		return fmt.Errorf("bad hours %q: %v (write e.g. 09:00-17:00)", s, err)
 	}
 	if end <= start {

@@ -62,6 +62,9 @@ func readContactsCSV(r io.Reader, file string, isStage func(string) bool, stageN
 		if h == "" {
 			return nil, nil, fmt.Errorf("%s:1: column %d has no name in the header row", file, i+1)
 		}
+		if strings.ContainsAny(h, "\r\n") {
+			return nil, nil, fmt.Errorf("%s:1: column %d: the name holds a line break (a quote left open in the header row?)", file, i+1)
+		}
 		if j, dup := seenCol[h]; dup {
 			return nil, nil, fmt.Errorf("%s:1: column %q appears twice (columns %d and %d)", file, h, j+1, i+1)
 		}
