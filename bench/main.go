@@ -5,6 +5,9 @@
 //
 //	go run ./bench -scenario tick  -db sqlite|postgres -json
 //	go run ./bench -scenario claim -db sqlite|postgres -n 100000 -json
+//	go run ./bench -scenario send -db sqlite|postgres -n 100000 -json
+//	go run ./bench -scenario latency -db sqlite|postgres -replies 50 -json
+//	go run ./bench -scenario ingest -db sqlite|postgres -messages 10000 -json
 //
 // Postgres comes from FOLLOWUPD_TEST_POSTGRES; each run works in a schema
 // of its own, dropped at the end.
@@ -30,9 +33,12 @@ import (
 )
 
 func main() {
-	scenario := flag.String("scenario", "", "tick or claim")
+	scenario := flag.String("scenario", "", "tick, claim, send, latency or ingest")
 	db := flag.String("db", "sqlite", "sqlite or postgres")
-	n := flag.Int("n", 100000, "due steps (claim)")
+	n := flag.Int("n", 100000, "due steps (claim, send)")
+	conns := flag.Int("conns", 4, "SMTP connections (send)")
+	replies := flag.Int("replies", 50, "replies delivered one by one (latency)")
+	mailbox := flag.Int("messages", 10000, "messages in the mailbox (ingest)")
 	sizes := flag.String("sizes", "10000,100000,1000000", "enrolled contacts (tick)")
 	asJSON := flag.Bool("json", false, "print only the JSON line")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file")
@@ -55,8 +61,14 @@ func main() {
 		result, err = runTick(env, *sizes)
 	case "claim":
 		result, err = runClaim(env, *n)
+	case "send":
+		result, err = runSend(env, *n, *conns)
+	case "latency":
+		result, err = runLatency(env, *replies)
+	case "ingest":
+		result, err = runIngest(env, *mailbox)
 	default:
-		err = fmt.Errorf("unknown -scenario %q (tick, claim)", *scenario)
+		err = fmt.Errorf("unknown -scenario %q (tick, claim, send, latency, ingest)", *scenario)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -160,6 +172,13 @@ sequences:
 
 // runtime writes the bench config and templates and compiles them.
 func (e *env) runtime() (*daemon.Runtime, error) {
+	_, rt, err := e.runtimeFrom(benchConfig)
+	return rt, err
+}
+
+// runtimeFrom writes yaml as the config beside the bench templates and
+// compiles it; it returns the config's path too.
+func (e *env) runtimeFrom(yaml string) (string, *daemon.Runtime, error) {
 	tdir := filepath.Join(e.dir, "templates")
 	os.MkdirAll(tdir, 0o755)
 	files := map[string]string{
@@ -168,18 +187,19 @@ func (e *env) runtime() (*daemon.Runtime, error) {
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(tdir, name), []byte(body), 0o644); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 	}
 	path := filepath.Join(e.dir, "followup.yaml")
-	if err := os.WriteFile(path, []byte(benchConfig), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		return "", nil, err
 	}
 	c, err := config.Load(path)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return daemon.NewRuntime(c)
+	rt, err := daemon.NewRuntime(c)
+	return path, rt, err
 }
 
 var _ = strings.TrimSpace

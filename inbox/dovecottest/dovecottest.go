@@ -67,11 +67,60 @@ func Start(t testing.TB) *Dovecot {
 	if !Available() {
 		t.Skip(SkipMessage)
 	}
+	d, err := boot(t)
+	if d != nil {
+		t.Cleanup(func() {
+			d.stop()
+			if t.Failed() {
+				d.logTail()
+			}
+			_ = os.RemoveAll(d.dir)
+		})
+	}
+	if err != nil {
+		t.Fatalf("dovecottest: %v", err)
+	}
+	return d
+}
+
+// New starts Dovecot outside of a test (e.g. in a benchmark harness); the
+// caller must Close it. Where a method would fail the test it panics.
+func New() (*Dovecot, error) {
+	if !Available() {
+		return nil, errors.New(SkipMessage)
+	}
+	d, err := boot(panicTB{})
+	if err != nil {
+		if d != nil {
+			d.Close()
+		}
+		return nil, fmt.Errorf("dovecottest: %w", err)
+	}
+	return d, nil
+}
+
+// Close stops a Dovecot made with New and removes its folder.
+func (d *Dovecot) Close() {
+	d.stop()
+	_ = os.RemoveAll(d.dir)
+}
+
+// panicTB stands for the test of a Dovecot made with New.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                           {}
+func (panicTB) Failed() bool                      { return false }
+func (panicTB) Logf(format string, args ...any)   { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+// boot makes the folder and starts Dovecot; d is non-nil once there is a
+// folder to remove.
+func boot(t testing.TB) (*Dovecot, error) {
 	// A short path: Dovecot's sockets live under base_dir, and a Unix
 	// socket path is limited to about 100 bytes.
 	dir, err := os.MkdirTemp("", "dvt")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	d := &Dovecot{
 		Host:     "127.0.0.1",
@@ -81,35 +130,26 @@ func Start(t testing.TB) *Dovecot {
 		dir:      dir,
 		conf:     filepath.Join(dir, "dovecot.conf"),
 	}
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			d.logTail()
-		}
-		_ = os.RemoveAll(dir)
-	})
 	if err := d.prepare(); err != nil {
-		t.Fatalf("dovecottest: %v", err)
+		return d, err
 	}
 	// A port picked free can be taken before Dovecot binds it: try again
 	// with new ports.
 	for attempt := 0; ; attempt++ {
 		if err := d.pickPorts(); err != nil {
-			t.Fatalf("dovecottest: %v", err)
+			return d, err
 		}
 		if err := d.writeConfig(); err != nil {
-			t.Fatalf("dovecottest: %v", err)
+			return d, err
 		}
 		err := d.start()
 		if err == nil {
-			break
+			return d, nil
 		}
 		if attempt == 2 {
-			d.logTail()
-			t.Fatalf("dovecottest: %v", err)
+			return d, err
 		}
 	}
-	return d
 }
 
 // prepare makes the folders and the password file. Mail processes never

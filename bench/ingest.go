@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/followupd/followupd/daemon"
+	"github.com/followupd/followupd/inbox"
+	"github.com/followupd/followupd/inbox/dovecottest"
+	"github.com/followupd/followupd/outbox/smtptest"
+	"github.com/followupd/followupd/store"
+)
+
+type ingestResult struct {
+	Scenario    string  `json:"scenario"`
+	DB          string  `json:"db"`
+	N           int     `json:"n"`
+	MsgsPerS    float64 `json:"msgs_per_s"`
+	RawMsgsPerS float64 `json:"raw_msgs_per_s"`
+	Ratio       float64 `json:"ratio"`
+	ElapsedSec  float64 `json:"elapsed_s"`
+	RawElapsedS float64 `json:"raw_elapsed_s"`
+}
+
+// runIngest fills a real Dovecot mailbox with n messages, then times the
+// inbox watcher reading it from scratch (RunOnce passes, the daemon's
+// Ingestor as handler: classify, match, store, one transaction per
+// message), beside one go-imap UID FETCH of the same items without the
+// body over the same mailbox.
+func runIngest(e *env, n int) (any, error) {
+	dv, err := dovecottest.New()
+	if err != nil {
+		return nil, err
+	}
+	defer dv.Close()
+	sink, err := smtptest.New() // only to fill the config's smtp section
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close()
+	_, rt, err := e.runtimeFrom(e.daemonConfig(sink, dv))
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := fillMailbox(dv, n); err != nil {
+		return nil, err
+	}
+	e.logf("appended %d messages in %s", n, time.Since(start).Round(time.Millisecond))
+
+	s, err := store.Open(e.ctx, e.opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	// Some senders are contacts, so that part of the mail matches one.
+	for i := range 100 {
+		if _, _, err := s.UpsertContact(e.ctx, store.Contact{Email: fmt.Sprintf("s%d@bench.example", i)}); err != nil {
+			return nil, err
+		}
+	}
+	ing := &daemon.Ingestor{Runtime: func() *daemon.Runtime { return rt }}
+	w, err := inbox.New(inbox.Options{
+		Store: s, Account: rt.Config.Accounts[0],
+		Handler: func(ctx context.Context, tx *store.Tx, m inbox.Message) error {
+			_, err := ing.Ingest(ctx, tx, daemon.Inbound{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID, Raw: m.Raw, Received: m.InternalDate})
+			return err
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+
+	rawEl, err := rawFetch(dv, n)
+	if err != nil {
+		return nil, err
+	}
+	e.logf("raw go-imap: fetched %d in %s", n, rawEl.Round(time.Millisecond))
+
+	start = time.Now()
+	total := 0
+	for total < n {
+		got, err := w.RunOnce(e.ctx)
+		if err != nil {
+			return nil, err
+		}
+		if got == 0 {
+			return nil, fmt.Errorf("the watcher processed %d of %d messages", total, n)
+		}
+		total += got
+	}
+	el := time.Since(start)
+	e.logf("watcher: processed %d in %s", total, el.Round(time.Millisecond))
+	res := ingestResult{Scenario: "ingest", DB: e.db, N: n, MsgsPerS: float64(n) / el.Seconds(),
+		RawMsgsPerS: float64(n) / rawEl.Seconds(), ElapsedSec: el.Seconds(), RawElapsedS: rawEl.Seconds()}
+	res.Ratio = res.MsgsPerS / res.RawMsgsPerS
+	return res, nil
+}
+
+func imapLogin(dv *dovecottest.Dovecot) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(net.JoinHostPort(dv.Host, strconv.Itoa(dv.IMAPPort)), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(dv.Username, dv.Password).Wait(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// fillMailbox APPENDs n messages to INBOX over one connection: replies to
+// unknown messages from 100 senders that are contacts and from strangers.
+func fillMailbox(dv *dovecottest.Dovecot, n int) error {
+	c, err := imapLogin(dv)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	now := time.Now()
+	for i := range n {
+		from := fmt.Sprintf("stranger%d@elsewhere.example", i)
+		if i%10 == 0 {
+			from = fmt.Sprintf("s%d@bench.example", (i/10)%100)
+		}
+		raw := fmt.Appendf(nil, "From: <%s>\r\nTo: seller@bench.example\r\nSubject: Re: a question %d\r\n"+
+			"Message-ID: <in-%d@elsewhere.example>\r\nIn-Reply-To: <out-%d@bench.example>\r\nDate: %s\r\n"+
+			"Content-Type: text/plain; charset=utf-8\r\n\r\nThanks for your note. Could you send more details about pricing?\r\n\r\n"+
+			"> On Monday you wrote:\r\n> Would a short call next week help?\r\n",
+			from, i, i, i, now.Format(time.RFC1123Z))
+		cmd := c.Append("INBOX", int64(len(raw)), &imap.AppendOptions{Time: now})
+		if _, err := cmd.Write(raw); err != nil {
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		if _, err := cmd.Wait(); err != nil {
+			return fmt.Errorf("append %d: %w", i, err)
+		}
+	}
+	return c.Logout().Wait()
+}
+
+// rawFetch reads the mailbox's metadata and headers with one UID FETCH.
+func rawFetch(dv *dovecottest.Dovecot, n int) (time.Duration, error) {
+	start := time.Now()
+	c, err := imapLogin(dv)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		return 0, err
+	}
+	set := imap.UIDSet{}
+	set.AddRange(1, 0)
+	cmd := c.Fetch(set, &imap.FetchOptions{
+		UID: true, Flags: true, Envelope: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, Peek: true}},
+	})
+	got := 0
+	for {
+		data := cmd.Next()
+		if data == nil {
+			break
+		}
+		if _, err := data.Collect(); err != nil {
+			return 0, err
+		}
+		got++
+	}
+	if err := cmd.Close(); err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("raw fetch got %d of %d", got, n)
+	}
+	return time.Since(start), nil
+}
