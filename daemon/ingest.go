@@ -60,16 +60,18 @@ func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingest
 	if in.Now != nil {
 		now = in.Now()
 	}
-	cls := in.Classifier
-	if cls == nil {
-		def := replies.DefaultRules()
-		cls = &def
-	}
 	clsNow := m.Received
 	if clsNow.IsZero() {
 		clsNow = now
 	}
-	res := cls.Classify(m.Raw, clsNow)
+	// replies.Classify uses the default rules compiled once; a fresh
+	// DefaultRules() per message would compile them again every time.
+	var res replies.Result
+	if in.Classifier != nil {
+		res = in.Classifier.Classify(m.Raw, clsNow)
+	} else {
+		res = replies.Classify(m.Raw, clsNow)
+	}
 	out := Ingested{Result: res}
 
 	c, msg, err := in.match(ctx, tx, m.Account, res)

@@ -163,7 +163,7 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 	q := `SELECT ` + messageOutColumns + ` FROM messages_out
 		WHERE account = ? AND status = 'queued'
 		  AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-		ORDER BY next_attempt_at, id LIMIT ?` + r.lockSuffix(true)
+		ORDER BY id LIMIT ?` + r.lockSuffix(true)
 	if err := r.selectRows(ctx, &rows, r.rb(q), account, now, limit); err != nil {
 		return nil, nil, fmt.Errorf("store: unable to claim messages of %s: %w", account, err)
 	}

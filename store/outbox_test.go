@@ -91,7 +91,7 @@ var outboxCases = []struct {
 	name string
 	fn   func(t *testing.T, s *Store)
 }{
-	{"claim_due_oldest_first", testClaimDueOldestFirst},
+	{"claim_due_in_queue_order", testClaimDueInQueueOrder},
 	{"cancel_reasons", testCancelReasons},
 	{"mark_sent_runs_hook_in_tx", testMarkSentHook},
 	{"retry_and_unclaim", testRetryAndUnclaim},
@@ -136,12 +136,14 @@ func TestGuarantee2_ReplyBeforeSendingWins(t *testing.T) {
 	})
 }
 
-func testClaimDueOldestFirst(t *testing.T, s *Store) {
+// The queue is first in, first out among due rows: a retry keeps its place
+// (its id), and a row's due time only decides whether it may go yet.
+func testClaimDueInQueueOrder(t *testing.T, s *Store) {
 	now := time.Now().UTC()
 	a := obSeed(t, s, "a@example.com")
 	b := obSeed(t, s, "b@example.com")
-	later := a.queue(t, 0, now.Add(-1*time.Minute))
-	older := b.queue(t, 0, now.Add(-5*time.Minute))
+	older := b.queue(t, 0, now.Add(-1*time.Minute))
+	later := a.queue(t, 0, now.Add(-5*time.Minute))
 	future := a.queue(t, 1, now.Add(time.Hour))
 
 	claimed, cancelled := obClaim(t, s, now, 1)

@@ -25,6 +25,9 @@ type runner struct {
 	defaultStage string
 	// stmts caches prepared statements inside a transaction.
 	stmts map[string]*sqlx.Stmt
+	// once holds the queries run once, unprepared, in this transaction
+	// (Postgres).
+	once map[string]bool
 }
 
 func (r *runner) get(ctx context.Context, dest any, query string, args ...any) error {
@@ -58,6 +61,12 @@ const maxTxStmts = 64
 // once per transaction instead of once per call is most of SQLite's cost.
 // Statements die with the transaction, so nothing needs a connection the
 // transaction holds (SQLite has one).
+//
+// On Postgres (binary_parameters, see postgresDSN) an unprepared query is a
+// single round trip and preparing adds one: a query is prepared only when
+// the transaction runs it a second time, so that a short transaction (the
+// outbox recording a send) pays no extra round trips and a long one (a
+// scheduler pass) parses its statements once.
 func (r *runner) prepared(ctx context.Context, query string) *sqlx.Stmt {
 	tx, ok := r.x.(*sqlx.Tx)
 	if !ok {
@@ -65,6 +74,15 @@ func (r *runner) prepared(ctx context.Context, query string) *sqlx.Stmt {
 	}
 	if st, ok := r.stmts[query]; ok {
 		return st
+	}
+	if r.dialect == DialectPostgres && !r.once[query] {
+		if len(r.once) < maxTxStmts {
+			if r.once == nil {
+				r.once = map[string]bool{}
+			}
+			r.once[query] = true
+		}
+		return nil
 	}
 	if len(r.stmts) >= maxTxStmts {
 		return nil
