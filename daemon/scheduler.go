@@ -37,7 +37,8 @@ type Scheduler struct {
 	Log     *slog.Logger
 	// Batch is how many due steps one account's transaction claims at most.
 	Batch int
-	// Enqueued is called after a pass queued messages (wakes the outbox).
+	// Enqueued is called after each transaction that queued messages
+	// (wakes the outbox); it must not block.
 	Enqueued func()
 
 	mu  sync.Mutex
@@ -87,6 +88,12 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 		for {
 			n, more, err := s.claimAccount(ctx, rt, a)
 			total += n
+			// Wake the outbox after each committed batch, not at the end
+			// of the pass: a pass over a large backlog takes a while, and
+			// the sending can start with the first batch.
+			if n > 0 && s.Enqueued != nil {
+				s.Enqueued()
+			}
 			if err != nil {
 				errs = append(errs, err)
 				break
@@ -95,9 +102,6 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 				break
 			}
 		}
-	}
-	if total > 0 && s.Enqueued != nil {
-		s.Enqueued()
 	}
 	return total, errors.Join(errs...)
 }
