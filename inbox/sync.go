@@ -152,9 +152,24 @@ func (w *Watcher) process(ctx context.Context, c *conn, folder string, uv uint32
 		if err != nil {
 			return n, last, err
 		}
+		tooOld := func(m fetched) bool {
+			return !since.IsZero() && !m.InternalDate.IsZero() && m.InternalDate.Before(since)
+		}
+		if len(msgs) > 1 {
+			done, kept, err := w.commitBatch(ctx, msgs, tooOld)
+			if err != nil {
+				return n, last, &handlerError{err: err}
+			}
+			n += done
+			if kept > 0 {
+				last = msgs[kept-1].UID
+			}
+			msgs = msgs[kept:]
+		}
+		// One at a time: a single new message (IDLE), or the rest of a
+		// batch from the message whose handler failed.
 		for _, m := range msgs {
-			old := !since.IsZero() && !m.InternalDate.IsZero() && m.InternalDate.Before(since)
-			done, err := w.commit(ctx, m, old)
+			done, err := w.commit(ctx, m, tooOld(m))
 			n += done
 			if err != nil {
 				return n, last, err
@@ -163,6 +178,88 @@ func (w *Watcher) process(ctx context.Context, c *conn, folder string, uv uint32
 		}
 	}
 	return n, last, nil
+}
+
+// commitBatch processes a fetched batch in one transaction that ends with
+// the checkpoint at the last message kept: a first read of a large mailbox
+// costs one commit per batch instead of one per message. Each message runs
+// in a savepoint; the first whose handler fails is undone and ends the
+// batch, and kept says how many messages (from the start) were committed,
+// so that the caller takes the failing one through commit, which counts
+// its failures.
+func (w *Watcher) commitBatch(ctx context.Context, msgs []fetched, tooOld func(fetched) bool) (handled, kept int, err error) {
+	account := w.o.Account.Name
+	err = w.o.Store.InTx(ctx, func(tx *store.Tx) error {
+		handled, kept = 0, 0
+		for _, m := range msgs {
+			var ok bool
+			err := tx.Savepoint(ctx, func() error {
+				var err error
+				ok, err = w.handleIn(ctx, tx, m, tooOld(m))
+				return err
+			})
+			var hf *handlerFailed
+			if errors.As(err, &hf) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			kept++
+			if ok {
+				handled++
+			}
+		}
+		if kept == 0 {
+			return nil
+		}
+		last := msgs[kept-1]
+		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: last.Mailbox, UIDValidity: last.UIDValidity, LastUID: last.UID})
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range msgs[:kept] {
+		delete(w.failures, msgKey{m.Mailbox, m.UIDValidity, m.UID})
+	}
+	for range handled {
+		w.committed()
+	}
+	return handled, kept, nil
+}
+
+// handleIn runs the handler for m inside tx unless m is too old, already
+// stored or a Message-ID already seen, and records m in messages_in when
+// the handler did not; handled says whether the handler ran.
+func (w *Watcher) handleIn(ctx context.Context, tx *store.Tx, m fetched, old bool) (handled bool, err error) {
+	if old {
+		return false, nil
+	}
+	account := w.o.Account.Name
+	stored, err := tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
+	if err != nil {
+		return false, err
+	}
+	dup, err := tx.MessageInExists(ctx, account, m.MessageID)
+	if err != nil {
+		return false, err
+	}
+	if stored || dup {
+		return false, nil
+	}
+	if err := w.callHandler(ctx, tx, m.Message); err != nil {
+		return false, &handlerFailed{err}
+	}
+	stored, err = tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
+	if err != nil {
+		return false, err
+	}
+	if !stored {
+		if _, err := tx.InsertMessageIn(ctx, w.row(m, KindIgnored, "")); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // fetch reads one batch: envelope, flags, dates, size and the body up to
@@ -266,32 +363,9 @@ func (w *Watcher) commit(ctx context.Context, m fetched, old bool) (int, error) 
 	key := msgKey{m.Mailbox, m.UIDValidity, m.UID}
 	handled := false
 	err := w.o.Store.InTx(ctx, func(tx *store.Tx) error {
-		skip := old
-		if !skip {
-			stored, err := tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
-			if err != nil {
-				return err
-			}
-			dup, err := tx.MessageInExists(ctx, account, m.MessageID)
-			if err != nil {
-				return err
-			}
-			skip = stored || dup
-		}
-		if !skip {
-			if err := w.callHandler(ctx, tx, m.Message); err != nil {
-				return &handlerFailed{err}
-			}
-			stored, err := tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
-			if err != nil {
-				return err
-			}
-			if !stored {
-				if _, err := tx.InsertMessageIn(ctx, w.row(m, KindIgnored, "")); err != nil {
-					return err
-				}
-			}
-			handled = true
+		var err error
+		if handled, err = w.handleIn(ctx, tx, m, old); err != nil {
+			return err
 		}
 		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, LastUID: m.UID})
 	})

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -306,8 +307,31 @@ func (s *Store) defaultStage() string {
 // its other methods are the Store methods that later code needs to combine
 // atomically.
 type Tx struct {
-	tx *sqlx.Tx
-	r  *runner
+	tx         *sqlx.Tx
+	r          *runner
+	savepoints int
+}
+
+// Savepoint runs fn inside a savepoint: when fn returns an error, what fn
+// did is undone and the transaction stays usable (on Postgres a failed
+// statement would otherwise abort it); the error is returned.
+func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
+	tx.savepoints++
+	name := "sp_" + strconv.Itoa(tx.savepoints)
+	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("store: unable to make a savepoint: %w", classify(err))
+	}
+	if err := fn(); err != nil {
+		if _, rerr := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+			return errors.Join(err, fmt.Errorf("store: unable to roll back to a savepoint: %w", classify(rerr)))
+		}
+		_, _ = tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+		return err
+	}
+	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("store: unable to release a savepoint: %w", classify(err))
+	}
+	return nil
 }
 
 // Dialect returns "sqlite" or "postgres", for the rare statement whose
