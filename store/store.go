@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -307,28 +306,27 @@ func (s *Store) defaultStage() string {
 // its other methods are the Store methods that later code needs to combine
 // atomically.
 type Tx struct {
-	tx         *sqlx.Tx
-	r          *runner
-	savepoints int
+	tx *sqlx.Tx
+	r  *runner
 }
 
 // Savepoint runs fn inside a savepoint: when fn returns an error, what fn
 // did is undone and the transaction stays usable (on Postgres a failed
 // statement would otherwise abort it); the error is returned.
 func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	tx.savepoints++
-	name := "sp_" + strconv.Itoa(tx.savepoints)
-	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+	// One name for every savepoint: a nested one shadows the outer one
+	// until released, so ROLLBACK TO and RELEASE always mean the innermost.
+	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT followupd_sp"); err != nil {
 		return fmt.Errorf("store: unable to make a savepoint: %w", classify(err))
 	}
 	if err := fn(); err != nil {
-		if _, rerr := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+		if _, rerr := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT followupd_sp"); rerr != nil {
 			return errors.Join(err, fmt.Errorf("store: unable to roll back to a savepoint: %w", classify(rerr)))
 		}
-		_, _ = tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+		_, _ = tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT followupd_sp")
 		return err
 	}
-	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT followupd_sp"); err != nil {
 		return fmt.Errorf("store: unable to release a savepoint: %w", classify(err))
 	}
 	return nil
