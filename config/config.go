@@ -36,6 +36,11 @@ type Database struct {
 	Path string `yaml:"path"`
 	// DSN is the Postgres connection string.
 	DSN Secret `yaml:"dsn"`
+	// SendingLease is how long a message may stay "sending" before the
+	// process that claimed it is taken for dead and the row becomes
+	// uncertain (never resent blindly). Default 15m; it must outlast the
+	// slowest SMTP transaction.
+	SendingLease Duration `yaml:"sending_lease"`
 }
 
 // Log sets the log level ("debug", "info", "warn", "error") and format ("text", "json").
@@ -435,6 +440,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Database.Driver == "sqlite" && c.Database.Path == "" {
 		c.Database.Path = "followupd.db"
+	}
+	if c.Database.SendingLease == 0 {
+		c.Database.SendingLease = Duration(15 * time.Minute)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

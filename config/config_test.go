@@ -95,6 +95,9 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	if a.SMTP.Port != 587 || a.DailyLimit != 50 || a.TimeZone.String() != "UTC" {
 		t.Errorf("defaults: port %d limit %d zone %s", a.SMTP.Port, a.DailyLimit, a.TimeZone)
 	}
+	if c.Database.SendingLease.Std() != 15*time.Minute {
+		t.Errorf("database.sending_lease default %s", c.Database.SendingLease.Std())
+	}
 	if c.HTTP.Listen != "127.0.0.1:8025" {
 		t.Errorf("http.listen default %q", c.HTTP.Listen)
 	}
@@ -181,6 +184,7 @@ func TestBadValues(t *testing.T) {
 		{"bad window", "from_name: Ann", "from_name: Ann\n    send_window: {hours: \"17:00-09:00\"}", "the end must be after the start"},
 		{"syntax", "sequences:", "sequences: [", "YAML syntax error"},
 		{"short secret", "${SECRET:-0123456789abcdef0123}", "short", "at least 16 characters"},
+		{"sending lease too short", "accounts:", "database: {sending_lease: 2s}\naccounts:", "database.sending_lease: must be at least 10s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Known values of the enumerated keys.
@@ -65,6 +66,9 @@ func (v *validator) validate() {
 	v.oneOf("database.driver", c.Database.Driver, []string{"sqlite", "postgres"})
 	if c.Database.Driver == "postgres" && c.Database.DSN == "" {
 		v.errf("database.dsn", "driver postgres needs a dsn, e.g. ${FOLLOWUPD_DATABASE_URL}")
+	}
+	if c.Database.SendingLease < Duration(10*time.Second) {
+		v.errf("database.sending_lease", "must be at least 10s (a send in progress must not be taken for dead), got %s", time.Duration(c.Database.SendingLease))
 	}
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)

@@ -21,10 +21,6 @@ import (
 	"github.com/followupd/followupd/web"
 )
 
-// sendingLease is how long a send may take at most; a row sending for
-// longer was left by a replica that died.
-const sendingLease = 15 * time.Minute
-
 // Options configure a Daemon.
 type Options struct {
 	// ConfigPath is the YAML file; SIGHUP reloads it.
@@ -193,7 +189,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		Store: d.st, Accounts: c.Accounts, Unsubscribe: c.Unsubscribe, BlockedStages: rt.BlockedStages(),
 		Hooks: d.outboxHooks(ctx), Logger: d.log.With("service", "outbox"), Now: d.opts.Now, ConfigDir: c.Dir(),
 	}
-	oo.SendingLease = sendingLease
+	oo.SendingLease = sendingLease(c)
 	if c.Database.Driver == "sqlite" {
 		// This process holds the SQLite file exclusively: a row left
 		// sending was left by a process that died, never by a live peer.
@@ -309,11 +305,12 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 		case <-t.C:
 		case <-d.wake:
 		}
-		if d.st.Dialect() == store.DialectPostgres && d.opts.Now().Sub(lastExpire) > time.Minute {
+		lease := sendingLease(d.Runtime().Config)
+		if d.st.Dialect() == store.DialectPostgres && d.opts.Now().Sub(lastExpire) > min(time.Minute, lease/3) {
 			// A replica that died mid-send left rows sending; past the
 			// sending lease they become uncertain (never resent blindly).
 			lastExpire = d.opts.Now()
-			if n, err := d.st.ExpireSending(ctx, lastExpire.Add(-sendingLease)); err != nil && ctx.Err() == nil {
+			if n, err := d.st.ExpireSending(ctx, lastExpire.Add(-lease)); err != nil && ctx.Err() == nil {
 				d.log.Warn("cannot expire stuck sends", "error", err)
 			} else if n > 0 {
 				d.log.Warn("sends left by a stopped replica are now uncertain", "count", n)
@@ -404,6 +401,15 @@ func (d *Daemon) watch(ctx context.Context, a config.Account, lease *store.Lease
 			return
 		}
 	}
+}
+
+// sendingLease is how long a send may take at most (database.sending_lease);
+// a row sending for longer was left by a replica that died.
+func sendingLease(c *config.Config) time.Duration {
+	if l := c.Database.SendingLease.Std(); l > 0 {
+		return l
+	}
+	return 15 * time.Minute
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -2,7 +2,9 @@
 // it records every message it accepts and can be told, while running, to
 // answer with faults — a temporary or permanent reply to a recipient or after
 // the message, a connection dropped before DATA or after the final dot, a
-// connection refused with 421.
+// connection refused with 421 — or, for chaos runs, with faults that strike
+// a share of the traffic at random, reproducibly from a seed
+// (SetRandomFaults).
 //
 // It listens on 127.0.0.1 without TLS and allows AUTH (PLAIN, LOGIN,
 // CRAM-MD5, XOAUTH2) over plaintext, for the users added with AddUser and
@@ -18,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log"
 	"net"
@@ -132,6 +135,7 @@ type Server struct {
 	dropBeforeData *fault
 	dropAfterDot   *fault
 	reject         *fault
+	random         *randomFaults
 }
 
 // Start starts a server for the test and closes it when the test ends.
@@ -300,6 +304,86 @@ func (s *Server) ClearFaults() {
 	defer s.mu.Unlock()
 	s.rcptFaults = map[string]*fault{}
 	s.dataFault, s.dropBeforeData, s.dropAfterDot, s.reject = nil, nil, nil, nil
+	s.random = nil
+}
+
+// RandomFaults are faults that strike a share of the traffic (0 to 1 each),
+// for chaos runs. Whether one strikes is decided from Seed, the recipient
+// address and how many times that address was seen before, so a run gives
+// the same faults to the same addresses whatever the order in which
+// concurrent clients send.
+type RandomFaults struct {
+	// Rcpt451 is the share of RCPT TO answered 451 (temporary).
+	Rcpt451 float64
+	// Rcpt451Once answers 451 to an address at most once, as greylisting
+	// does: its retry gets through (or meets the other faults).
+	Rcpt451Once bool
+	// Rcpt550 is the share of RCPT TO answered 550 5.1.1 (permanent).
+	Rcpt550 float64
+	// DropAfterDot is the share of messages read in full, recorded as
+	// delivered, and their connection closed without an answer.
+	DropAfterDot float64
+	Seed         int64
+}
+
+type randomFaults struct {
+	RandomFaults
+	rcpts map[string]int // lower-cased address → RCPTs seen
+	datas map[string]int // lower-cased first recipient → messages seen
+}
+
+// SetRandomFaults switches random faults on (a zero RandomFaults switches
+// them off). They apply where no explicit fault switch fires.
+func (s *Server) SetRandomFaults(f RandomFaults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.Rcpt451 <= 0 && f.Rcpt550 <= 0 && f.DropAfterDot <= 0 {
+		s.random = nil
+		return
+	}
+	s.random = &randomFaults{RandomFaults: f, rcpts: map[string]int{}, datas: map[string]int{}}
+}
+
+// roll is a number in [0, 1) fixed by the seed, a kind, an address and n.
+func (r *randomFaults) roll(kind, addr string, n int) float64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s\x00%s\x00%d", r.Seed, kind, addr, n)
+	// FNV's low bits mix poorly on similar inputs: finish with splitmix64.
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
+}
+
+// rcpt decides a RCPT TO (s.mu held): nil accepts it.
+func (r *randomFaults) rcpt(addr string) *smtp.SMTPError {
+	if r == nil {
+		return nil
+	}
+	addr = strings.ToLower(addr)
+	n := r.rcpts[addr]
+	r.rcpts[addr] = n + 1
+	if (!r.Rcpt451Once || n == 0) && r.roll("451", addr, n) < r.Rcpt451 {
+		return Reply451
+	}
+	if r.roll("550", addr, n) < r.Rcpt550 {
+		return Reply550UserUnknown
+	}
+	return nil
+}
+
+// dropAfterDot decides whether to drop a message's connection (s.mu held).
+func (r *randomFaults) dropAfterDot(to []string) bool {
+	if r == nil || len(to) == 0 {
+		return false
+	}
+	addr := strings.ToLower(to[0])
+	n := r.datas[addr]
+	r.datas[addr] = n + 1
+	return r.roll("dot", addr, n) < r.DropAfterDot
 }
 
 // Messages returns a copy of the messages accepted so far, in order.
@@ -444,6 +528,10 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	rejected := false
 	if !drop {
 		reply, rejected = s.rcptFaults[strings.ToLower(to)].fire()
+		if !rejected {
+			reply = s.random.rcpt(to)
+			rejected = reply != nil
+		}
 	}
 	switch {
 	case drop:
@@ -481,6 +569,9 @@ func (ss *session) Data(r io.Reader) error {
 	s.mu.Lock()
 	reply, rejected := s.dataFault.fire()
 	_, drop := s.dropAfterDot.fire()
+	if !rejected && !drop {
+		drop = s.random.dropAfterDot(ss.to)
+	}
 	if rejected {
 		s.counts[DataRejects]++
 		s.mu.Unlock()

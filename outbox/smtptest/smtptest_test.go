@@ -3,6 +3,7 @@ package smtptest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,59 @@ func TestWaitForMessagesHonoursContext(t *testing.T) {
 	cancel()
 	if _, err := s.WaitForMessages(ctx, 1); err == nil || !strings.Contains(err.Error(), "0 of 1") {
 		t.Fatalf("WaitForMessages = %v", err)
+	}
+}
+
+// Random faults strike about their share of RCPTs, the same addresses for
+// the same seed, and a greylisting 451 only once per address.
+func TestRandomFaultsAreSharedAndReproducible(t *testing.T) {
+	rejected := func(seed int64) map[string]int {
+		s := Start(t)
+		s.SetRandomFaults(RandomFaults{Rcpt451: 0.2, Rcpt451Once: true, Rcpt550: 0.1, Seed: seed})
+		c := dial(t, s)
+		got := map[string]int{}
+		for i := range 400 {
+			to := "r" + strconv.Itoa(i) + "@y.test"
+			for range 2 { // a first try and one retry
+				err := send(c, to)
+				if err == nil {
+					break
+				}
+				got[to] = got[to]*1000 + code(err)
+				_ = c.Reset()
+			}
+		}
+		return got
+	}
+	a, b, other := rejected(7), rejected(7), rejected(8)
+	n451, n550 := 0, 0
+	for to, codes := range a {
+		if b[to] != codes {
+			t.Fatalf("%s: %d with seed 7, then %d with the same seed", to, codes, b[to])
+		}
+		switch {
+		case codes == 451:
+			n451++
+		case codes%1000 == 550:
+			n550++
+		case codes == 451451:
+			t.Fatalf("%s answered 451 twice although greylisting is once", to)
+		}
+	}
+	// 400 addresses: expect ~80 greylisted and ~40 unknown users.
+	if n451 < 40 || n451 > 130 || n550 < 15 || n550 > 75 {
+		t.Errorf("451 for %d and 550 for %d of 400 addresses; want about 80 and 40", n451, n550)
+	}
+	if len(other) == len(a) {
+		same := true
+		for to, codes := range a {
+			if other[to] != codes {
+				same = false
+				break
+			}
+		}
+		if same {
+			t.Error("another seed struck exactly the same addresses")
+		}
 	}
 }
