@@ -359,7 +359,8 @@ func (d *Daemon) mailboxLoop(ctx context.Context, a config.Account) {
 func (d *Daemon) watch(ctx context.Context, a config.Account, lease *store.Lease, log *slog.Logger) {
 	ws := &watcherState{}
 	io := inbox.Options{
-		Store: d.st, Account: a, Logger: log, Now: d.opts.Now,
+		// The watcher names its account in every line itself.
+		Store: d.st, Account: a, Logger: d.log.With("service", "inbox"), Now: d.opts.Now,
 		Handler: func(ctx context.Context, tx *store.Tx, m inbox.Message) error {
 			res, err := d.ingest.Ingest(ctx, tx, Inbound{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID, Raw: m.Raw, Received: m.InternalDate})
 			if err == nil && !res.Duplicate && !m.InternalDate.IsZero() {

@@ -144,14 +144,44 @@ func (c *conn) searchUIDs(ctx context.Context, criteria *imap.SearchCriteria) ([
 // a non-zero since, messages whose internal date is older are skipped (the
 // checkpoint still moves past them). It returns the number processed and
 // the highest UID committed.
+//
+// The next batch is fetched while the current one is committed, so that
+// the server's streaming and the database's work overlap on a long read.
 func (w *Watcher) process(ctx context.Context, c *conn, folder string, uv uint32, uids []uint32, since time.Time) (n int, last uint32, err error) {
-	for len(uids) > 0 {
+	type fetchResult struct {
+		msgs []fetched
+		err  error
+	}
+	var pending chan fetchResult
+	prefetch := func() {
+		if len(uids) == 0 {
+			pending = nil
+			return
+		}
 		batch := uids[:min(len(uids), w.o.BatchSize)]
 		uids = uids[len(batch):]
-		msgs, err := w.fetch(ctx, c, folder, uv, batch)
-		if err != nil {
-			return n, last, err
+		ch := make(chan fetchResult, 1)
+		go func() {
+			msgs, err := w.fetch(ctx, c, folder, uv, batch)
+			ch <- fetchResult{msgs, err}
+		}()
+		pending = ch
+	}
+	// Never leave with a fetch still using the connection.
+	defer func() {
+		if pending != nil {
+			<-pending
 		}
+	}()
+	prefetch()
+	for pending != nil {
+		r := <-pending
+		pending = nil
+		if r.err != nil {
+			return n, last, r.err
+		}
+		msgs := r.msgs
+		prefetch()
 		tooOld := func(m fetched) bool {
 			return !since.IsZero() && !m.InternalDate.IsZero() && m.InternalDate.Before(since)
 		}
