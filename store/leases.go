@@ -5,6 +5,12 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // Lease is an exclusive right held by one process, such as watching one
@@ -44,7 +50,57 @@ func (s *Store) TryLease(ctx context.Context, name string) (l *Lease, ok bool, e
 		conn.Close()
 		return nil, false, nil
 	}
+	// The lease's connection carries the replica's name, which is how
+	// LeaseHolders (and pg_stat_activity) tell who holds it.
+	if _, err := conn.ExecContext(ctx, `SELECT set_config('application_name', $1, false)`, "followupd "+s.replicaName()); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+		return nil, false, fmt.Errorf("store: unable to take lease %s: %w", name, err)
+	}
 	return &Lease{conn: conn, key: key, name: name}, true, nil
+}
+
+func (s *Store) replicaName() string {
+	if s.opts.Replica != "" {
+		return s.opts.Replica
+	}
+	host, _ := os.Hostname()
+	return host + ":" + strconv.Itoa(os.Getpid())
+}
+
+// LeaseHolder is who holds a lease.
+type LeaseHolder struct {
+	Name    string `db:"name" json:"name"`
+	Replica string `db:"replica" json:"replica"`
+	Client  string `db:"client" json:"client,omitempty"`
+	// ConnectedSince is when the holder's lease connection was opened.
+	ConnectedSince time.Time `db:"since" json:"connected_since"`
+}
+
+// LeaseHolders returns the holder of each named lease that is held (on
+// Postgres; SQLite has one process and no other holder to show).
+func (s *Store) LeaseHolders(ctx context.Context, names []string) ([]LeaseHolder, error) {
+	if s.dialect != DialectPostgres || len(names) == 0 {
+		return nil, nil
+	}
+	// A bigint advisory lock shows in pg_locks as classid (high 32 bits)
+	// and objid (low 32 bits) with objsubid 1.
+	const q = `WITH k AS (
+		SELECT n AS name, hashtextextended('followupd-lease:' || current_schema() || ':' || n, 0) AS key
+		FROM unnest($1::text[]) AS n)
+	SELECT k.name, regexp_replace(a.application_name, '^followupd ', '') AS replica,
+		COALESCE(host(a.client_addr), '') AS client, a.backend_start AS since
+	FROM k
+	JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid = ((k.key >> 32) & 4294967295)::oid AND l.objid = (k.key & 4294967295)::oid
+	JOIN pg_stat_activity a ON a.pid = l.pid
+	ORDER BY k.name`
+	var out []LeaseHolder
+	if err := sqlx.SelectContext(ctx, s.db, &out, q, pq.Array(names)); err != nil {
+		return nil, fmt.Errorf("store: unable to list lease holders: %w", err)
+	}
+	return out, nil
 }
 
 // Alive checks that the lease's connection, and so the lock, still stands.

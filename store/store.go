@@ -81,6 +81,9 @@ type Options struct {
 	// DefaultStage is given to a contact created without a stage; empty
 	// means DefaultStage. An existing contact keeps its stage.
 	DefaultStage string
+	// Replica names this process to other replicas (followupd status shows
+	// who holds each lease); empty is "HOST:PID".
+	Replica string
 }
 
 // Store is an open database. It is safe for concurrent use.

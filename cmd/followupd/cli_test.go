@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/followupd/followupd/store"
+	"github.com/followupd/followupd/store/storetest"
 )
 
 // cli runs followupd in-process and returns its exit status and output.
@@ -314,5 +317,45 @@ func TestStatus(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Pipeline["prospect"] != 1 || v.Attention == nil {
 		t.Errorf("status --json: %d %v %s", code, err, out)
+	}
+}
+
+// With replicas on Postgres, status says which one watches each mailbox.
+func TestStatusShowsWhoWatchesEachMailbox(t *testing.T) {
+	o := storetest.Fresh(t, store.DialectPostgres)
+	o.Replica = "replica-7"
+	s := storetest.Open(t, o) // migrates the schema
+	cfg, _ := setupExample(t)
+	src, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FU_TEST_DSN", o.DSN)
+	out := strings.Replace(string(src), "  driver: sqlite\n  path: followupd.db", "  driver: postgres\n  dsn: ${FU_TEST_DSN}", 1)
+	if out == string(src) {
+		t.Fatal("the example's database section changed: update this test")
+	}
+	if err := os.WriteFile(cfg, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, text, errOut := cli(t, "-config", cfg, "status")
+	if code != 0 || !strings.Contains(text, "mailbox sales: NOT WATCHED") {
+		t.Fatalf("status with nobody watching: %d %s%s", code, text, errOut)
+	}
+	lease, ok, err := s.TryLease(context.Background(), "mailbox:sales")
+	if err != nil || !ok {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	defer lease.Release()
+	code, text, errOut = cli(t, "-config", cfg, "status")
+	if code != 0 || !strings.Contains(text, "mailbox sales: watched by replica-7") {
+		t.Fatalf("status: %d %s%s", code, text, errOut)
+	}
+	code, text, _ = cli(t, "-config", cfg, "status", "--json")
+	var v struct {
+		Mailboxes []struct{ Account, Replica string }
+	}
+	if err := json.Unmarshal([]byte(text), &v); code != 0 || err != nil || len(v.Mailboxes) != 1 || v.Mailboxes[0].Replica != "replica-7" {
+		t.Fatalf("status --json: %d %v %s", code, err, text)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/followupd/followupd/config"
 	"github.com/followupd/followupd/store"
 )
 
@@ -20,6 +21,48 @@ type statusView struct {
 	// Daemon is the running daemon's /readyz answer, or why it could not
 	// be read.
 	Daemon daemonState `json:"daemon"`
+	// Mailboxes says which replica watches each account's mailbox
+	// (Postgres; with SQLite the one daemon does).
+	Mailboxes []mailboxHolder `json:"mailboxes,omitempty"`
+}
+
+type mailboxHolder struct {
+	Account string `json:"account"`
+	// Replica is empty when no replica watches the mailbox.
+	Replica        string     `json:"replica,omitempty"`
+	Client         string     `json:"client,omitempty"`
+	ConnectedSince *time.Time `json:"connected_since,omitempty"`
+}
+
+// mailboxHolders asks Postgres which replica holds each mailbox lease.
+func mailboxHolders(e *env, c *config.Config, s *store.Store) ([]mailboxHolder, error) {
+	if c.Database.Driver != "postgres" {
+		return nil, nil
+	}
+	var names []string
+	for _, a := range c.Accounts {
+		if a.IMAP != nil {
+			names = append(names, "mailbox:"+a.Name)
+		}
+	}
+	held, err := s.LeaseHolders(e.ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]store.LeaseHolder{}
+	for _, h := range held {
+		byName[h.Name] = h
+	}
+	out := []mailboxHolder{}
+	for _, n := range names {
+		mh := mailboxHolder{Account: strings.TrimPrefix(n, "mailbox:")}
+		if h, ok := byName[n]; ok {
+			since := h.ConnectedSince
+			mh.Replica, mh.Client, mh.ConnectedSince = h.Replica, h.Client, &since
+		}
+		out = append(out, mh)
+	}
+	return out, nil
 }
 
 type daemonState struct {
@@ -89,11 +132,15 @@ func cmdStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	boxes, err := mailboxHolders(e, c, s)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
 		if msgs == nil {
 			msgs = []store.MessageOut{}
 		}
-		return e.printJSON(statusView{Pipeline: counts, Enrollments: stats, Attention: msgs, Daemon: ds})
+		return e.printJSON(statusView{Pipeline: counts, Enrollments: stats, Attention: msgs, Daemon: ds, Mailboxes: boxes})
 	}
 	var parts []string
 	for _, st := range c.StageNames() {
@@ -106,6 +153,13 @@ func cmdStatus(e *env, args []string) error {
 	}
 	for _, a := range ds.Accounts {
 		fmt.Fprintf(e.stdout, "account %s: smtp %s, imap %s\n", a.Account, okWord(a.SMTPOK, a.SMTPError), okWord(a.IMAPOK, a.IMAPError))
+	}
+	for _, b := range boxes {
+		if b.Replica == "" {
+			fmt.Fprintf(e.stdout, "mailbox %s: NOT WATCHED (no replica holds it)\n", b.Account)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "mailbox %s: watched by %s (connected since %s)\n", b.Account, b.Replica, b.ConnectedSince.Local().Format(time.DateTime))
 	}
 	if len(msgs) == 0 {
 		fmt.Fprintln(e.stdout, "no failed or uncertain sends")
