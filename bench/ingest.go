@@ -68,8 +68,10 @@ func runIngest(e *env, n int) (any, error) {
 	ing := &daemon.Ingestor{Runtime: func() *daemon.Runtime { return rt }}
 	w, err := inbox.New(inbox.Options{
 		Store: s, Account: rt.Config.Accounts[0],
+		// As the daemon wires it (daemon.watch).
+		Prepare: ing.Prepare,
 		Handler: func(ctx context.Context, tx *store.Tx, m inbox.Message) error {
-			_, err := ing.Ingest(ctx, tx, daemon.Inbound{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID, Raw: m.Raw, Received: m.InternalDate})
+			_, err := ing.Ingest(ctx, tx, daemon.InboundOf(m))
 			return err
 		},
 	})

@@ -361,8 +361,9 @@ func (d *Daemon) watch(ctx context.Context, a config.Account, lease *store.Lease
 	io := inbox.Options{
 		// The watcher names its account in every line itself.
 		Store: d.st, Account: a, Logger: d.log.With("service", "inbox"), Now: d.opts.Now,
+		Prepare: d.ingest.Prepare,
 		Handler: func(ctx context.Context, tx *store.Tx, m inbox.Message) error {
-			res, err := d.ingest.Ingest(ctx, tx, Inbound{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID, Raw: m.Raw, Received: m.InternalDate})
+			res, err := d.ingest.Ingest(ctx, tx, InboundOf(m))
 			if err == nil && !res.Duplicate && !m.InternalDate.IsZero() {
 				d.metrics.ObserveReplyDetection(d.opts.Now().Sub(m.InternalDate))
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/followupd/followupd/inbox"
 	"github.com/followupd/followupd/replies"
 	"github.com/followupd/followupd/sequences"
 	"github.com/followupd/followupd/store"
@@ -42,6 +43,8 @@ type Inbound struct {
 	UIDValidity, UID uint32
 	Raw              []byte
 	Received         time.Time
+	// Classified is Raw already classified (Ingestor.Classify), or nil.
+	Classified *replies.Result
 }
 
 // Ingested says what became of a message.
@@ -52,6 +55,38 @@ type Ingested struct {
 	Duplicate bool
 }
 
+// Classify classifies a raw message received at received (zero: now). It
+// touches no database, so the watcher runs it ahead of Ingest.
+func (in *Ingestor) Classify(raw []byte, received time.Time) replies.Result {
+	if received.IsZero() {
+		received = time.Now()
+		if in.Now != nil {
+			received = in.Now()
+		}
+	}
+	// replies.Classify uses the default rules compiled once; a fresh
+	// DefaultRules() per message would compile them again every time.
+	if in.Classifier != nil {
+		return in.Classifier.Classify(raw, received)
+	}
+	return replies.Classify(raw, received)
+}
+
+// Prepare is the watcher's inbox.Options.Prepare: it classifies each
+// fetched message while the previous batch is being committed.
+func (in *Ingestor) Prepare(m inbox.Message) any {
+	res := in.Classify(m.Raw, m.InternalDate)
+	return &res
+}
+
+// InboundOf is what Ingest takes for a watched message, with the result of
+// Prepare when it ran.
+func InboundOf(m inbox.Message) Inbound {
+	cls, _ := m.Prepared.(*replies.Result)
+	return Inbound{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+		Raw: m.Raw, Received: m.InternalDate, Classified: cls}
+}
+
 // Ingest processes m inside tx. A message already recorded for the same
 // mailbox UID is a duplicate and changes nothing.
 func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingested, error) {
@@ -60,17 +95,11 @@ func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingest
 	if in.Now != nil {
 		now = in.Now()
 	}
-	clsNow := m.Received
-	if clsNow.IsZero() {
-		clsNow = now
-	}
-	// replies.Classify uses the default rules compiled once; a fresh
-	// DefaultRules() per message would compile them again every time.
 	var res replies.Result
-	if in.Classifier != nil {
-		res = in.Classifier.Classify(m.Raw, clsNow)
+	if m.Classified != nil {
+		res = *m.Classified
 	} else {
-		res = replies.Classify(m.Raw, clsNow)
+		res = in.Classify(m.Raw, m.Received)
 	}
 	out := Ingested{Result: res}
 

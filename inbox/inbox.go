@@ -47,6 +47,8 @@ type Message struct {
 	// the message has none.
 	MessageID string
 	Flags     []string
+	// Prepared is what Options.Prepare made of the message, if anything.
+	Prepared any
 }
 
 // Handler processes one message inside the transaction that also advances
@@ -79,6 +81,12 @@ type Options struct {
 	Store   *store.Store
 	Account config.Account
 	Handler Handler
+	// Prepare, when set, runs on each fetched message before Handler, in
+	// the goroutine that fetches the next batch while the current one is
+	// committed, and its result reaches Handler as Message.Prepared: pure
+	// work (parsing, classifying) overlaps with the database's. It must not
+	// touch the database.
+	Prepare func(m Message) any
 	// Logger receives connection and error messages; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock, for the lookback window; default time.Now.

@@ -462,3 +462,26 @@ func TestHandlerMayLeaveTheRowToTheWatcher(t *testing.T) {
 }
 
 func errorsIsDuplicate(err error) bool { return errors.Is(err, store.ErrDuplicate) }
+
+// Prepare's result for a message reaches the handler with that message.
+func TestPrepareReachesTheHandler(t *testing.T) {
+	forServers(t, func(t *testing.T, start func(t *testing.T) mailServer) {
+		srv := start(t)
+		s := openStore(t, "sqlite")
+		for _, tag := range []string{"one", "two", "three"} {
+			srv.deliver(message(tag))
+		}
+		rec := newRecorder()
+		w := newWatcher(t, srv, s, rec.handle, func(im *config.IMAP, o *inbox.Options) {
+			o.Prepare = func(m inbox.Message) any { return "prepared:" + m.MessageID }
+		})
+		if n, err := w.RunOnce(bg); err != nil || n != 3 {
+			t.Fatalf("RunOnce = %d, %v; want 3", n, err)
+		}
+		for _, m := range rec.messages() {
+			if want := "prepared:" + m.MessageID; m.Prepared != want {
+				t.Errorf("message %s reached the handler with Prepared %v, want %q", m.MessageID, m.Prepared, want)
+			}
+		}
+	})
+}

@@ -329,7 +329,11 @@ func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, 
 			if buf.UID == 0 || !set.Contains(buf.UID) {
 				continue // not ours (a server quirk): ignore
 			}
-			out = append(out, w.toMessage(folder, uv, buf))
+			m := w.toMessage(folder, uv, buf)
+			if w.o.Prepare != nil {
+				m.Prepared = w.o.Prepare(m.Message)
+			}
+			out = append(out, m)
 		}
 		return cmd.Close()
 	})
