@@ -105,6 +105,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.st = st
+	if off, err := st.AutovacuumOff(ctx); err == nil && off {
+		d.log.Warn("Postgres autovacuum is off: dead rows and stale statistics will slow followupd down as its tables grow; turn it on or run VACUUM ANALYZE regularly")
+	}
 	return d, nil
 }
 

@@ -159,6 +159,15 @@ type claimSuppression struct {
 }
 
 func (r *runner) claimForSend(ctx context.Context, account string, now time.Time, limit int, blockedStages []string) (claimed, cancelled []MessageOut, err error) {
+	if r.dialect == DialectPostgres {
+		// The right plan is always a walk of messages_out_queued in id
+		// order that stops at the limit. With statistics from when the
+		// table was small (autovacuum off, or not run yet) the planner
+		// instead collects every queued row and sorts them, per claim.
+		if _, err := r.exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
+			return nil, nil, fmt.Errorf("store: unable to claim messages of %s: %w", account, err)
+		}
+	}
 	var rows []MessageOut
 	q := `SELECT ` + messageOutColumns + ` FROM messages_out
 		WHERE account = ? AND status = 'queued'

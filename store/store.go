@@ -223,6 +223,19 @@ func openPostgres(ctx context.Context, o Options, log *slog.Logger) (*Store, err
 	return s, nil
 }
 
+// AutovacuumOff reports whether the Postgres server runs without
+// autovacuum (always false on SQLite).
+func (s *Store) AutovacuumOff(ctx context.Context) (bool, error) {
+	if s.dialect != DialectPostgres {
+		return false, nil
+	}
+	var v string
+	if err := s.db.GetContext(ctx, &v, `SELECT current_setting('autovacuum')`); err != nil {
+		return false, fmt.Errorf("store: unable to read the autovacuum setting: %w", err)
+	}
+	return v == "off", nil
+}
+
 // postgresDSN asks lib/pq for binary_parameters unless the DSN says
 // otherwise: a query with arguments then costs one round trip instead of
 // two (parse, then bind and execute), which is most of the time of a short
