@@ -21,6 +21,7 @@ type Config struct {
 	Sequences   []Sequence  `yaml:"sequences"`
 	Rules       []Rule      `yaml:"rules"`
 	Webhooks    []Webhook   `yaml:"webhooks"`
+	Replies     Replies     `yaml:"replies"`
 
 	// File is the path the configuration was read from; relative paths in it
 	// are relative to its folder.
@@ -41,6 +42,25 @@ type Database struct {
 	// uncertain (never resent blindly). Default 15m; it must outlast the
 	// slowest SMTP transaction.
 	SendingLease Duration `yaml:"sending_lease"`
+}
+
+// Replies tunes how replies are understood.
+type Replies struct {
+	// Phrases are added to the built-in intent rules (English, Dutch,
+	// German, French): a reply whose visible text holds one gets the
+	// intent. Words match whole, ignoring case and accents; "word*" matches
+	// words starting with it; "~" stands for up to two words.
+	Phrases []ReplyPhrases `yaml:"phrases"`
+}
+
+// ReplyPhrases are phrases that give a reply an intent.
+type ReplyPhrases struct {
+	// Intent is interested, not_now, not_interested, referral or unsubscribe.
+	Intent string `yaml:"intent"`
+	// Lang is the phrases' language (en, nl, de, fr, or another code);
+	// informational, default en.
+	Lang    string     `yaml:"lang"`
+	Phrases StringList `yaml:"phrases"`
 }
 
 // Log sets the log level ("debug", "info", "warn", "error") and format ("text", "json").
@@ -440,6 +460,11 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Database.Driver == "sqlite" && c.Database.Path == "" {
 		c.Database.Path = "followupd.db"
+	}
+	for i := range c.Replies.Phrases {
+		if c.Replies.Phrases[i].Lang == "" {
+			c.Replies.Phrases[i].Lang = "en"
+		}
 	}
 	if c.Database.SendingLease == 0 {
 		c.Database.SendingLease = Duration(15 * time.Minute)

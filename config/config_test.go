@@ -184,6 +184,9 @@ func TestBadValues(t *testing.T) {
 		{"bad window", "from_name: Ann", "from_name: Ann\n    send_window: {hours: \"17:00-09:00\"}", "the end must be after the start"},
 		{"syntax", "sequences:", "sequences: [", "YAML syntax error"},
 		{"short secret", "${SECRET:-0123456789abcdef0123}", "short", "at least 16 characters"},
+		{"reply phrase with an unknown intent", "accounts:", "replies: {phrases: [{intent: keen, phrases: [go ahead]}]}\naccounts:", `replies.phrases[0].intent: unknown value "keen"`},
+		{"reply phrase without a word", "accounts:", "replies: {phrases: [{intent: interested, phrases: [\"?!\"]}]}\naccounts:", `the phrase "?!" has no word`},
+		{"webhook event no one fires", "accounts:", "webhooks: [{url: \"https://x.example/h\", secret: s3cr3t-s3cr3t-s3cr3t, events: [reply.interested]}]\naccounts:", `unknown event "reply.interested"`},
 		{"sending lease too short", "accounts:", "database: {sending_lease: 2s}\naccounts:", "database.sending_lease: must be at least 10s"},
 	}
 	for _, tc := range cases {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Known values of the enumerated keys.
@@ -23,6 +24,7 @@ var (
 	ruleEvents     = []string{EventReply, EventAutoreply, EventBounce, EventUnsubscribe, EventPurchase, EventStageChanged, EventFieldChanged}
 	intents        = []string{"interested", "not_now", "not_interested", "referral", "unsubscribe", "other"}
 	bounceClasses  = []string{"hard", "soft"}
+	webhookEvents  = []string{"sent", "replied", "bounced", "unsubscribed", "stage_changed"}
 	stopModes      = []string{"this", "all"}
 	logLevels      = []string{"debug", "info", "warn", "error"}
 	logFormats     = []string{"text", "json"}
@@ -70,6 +72,7 @@ func (v *validator) validate() {
 	if c.Database.SendingLease < Duration(10*time.Second) {
 		v.errf("database.sending_lease", "must be at least 10s (a send in progress must not be taken for dead), got %s", time.Duration(c.Database.SendingLease))
 	}
+	v.validateReplies()
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)
 	v.validateHTTP()
@@ -113,6 +116,18 @@ func (v *validator) validate() {
 		}
 		if w.Secret == "" {
 			v.errf(p+".secret", "a webhook needs a secret so the receiver can check the signature")
+		}
+		// An event no one fires would silently never arrive.
+		known := append([]string{"*"}, webhookEvents...)
+		for _, r := range c.Rules {
+			if r.Do.Webhook != "" && !slices.Contains(known, r.Do.Webhook) {
+				known = append(known, r.Do.Webhook)
+			}
+		}
+		for j, ev := range w.Events {
+			if !slices.Contains(known, ev) {
+				v.errf(fmt.Sprintf("%s.events[%d]", p, j), "unknown event %q (want %s, or a name a rule's webhook action fires)", ev, strings.Join(known, ", "))
+			}
 		}
 	}
 	if len(c.Sequences) > 0 {
@@ -413,5 +428,24 @@ func (v *validator) validateRule(i int, stages, sequences map[string]bool) {
 	}
 	if a == (Actions{}) {
 		v.errf(p+".do", "the rule does nothing: add an action")
+	}
+}
+
+func (v *validator) validateReplies() {
+	for i, rp := range v.c.Replies.Phrases {
+		p := fmt.Sprintf("replies.phrases[%d]", i)
+		if rp.Intent == "other" {
+			v.errf(p+".intent", "phrases cannot make a reply other: other is what matches no phrase")
+		} else {
+			v.oneOf(p+".intent", rp.Intent, intents[:len(intents)-1])
+		}
+		if len(rp.Phrases) == 0 {
+			v.errf(p+".phrases", "give at least one phrase")
+		}
+		for j, ph := range rp.Phrases {
+			if !strings.ContainsFunc(ph, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+				v.errf(fmt.Sprintf("%s.phrases[%d]", p, j), "the phrase %q has no word", ph)
+			}
+		}
 	}
 }

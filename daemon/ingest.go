@@ -29,7 +29,8 @@ const excerptLimit = 4000
 // checkpoint (guarantee 3).
 type Ingestor struct {
 	Runtime func() *Runtime
-	// Classifier defaults to replies.DefaultRules().
+	// Classifier overrides the runtime's rules (replies.phrases added to
+	// the built-in ones).
 	Classifier *replies.Rules
 	Webhook    Webhooker
 	Now        func() time.Time
@@ -68,6 +69,9 @@ func (in *Ingestor) Classify(raw []byte, received time.Time) replies.Result {
 	// DefaultRules() per message would compile them again every time.
 	if in.Classifier != nil {
 		return in.Classifier.Classify(raw, received)
+	}
+	if rt := in.Runtime(); rt != nil && rt.Replies != nil {
+		return rt.Replies.Classify(raw, received)
 	}
 	return replies.Classify(raw, received)
 }

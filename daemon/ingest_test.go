@@ -161,6 +161,18 @@ func TestReplyRules(t *testing.T) {
 			}
 		})
 
+		t.Run("a_configured_phrase_decides", func(t *testing.T) {
+			// examples/followup.yaml adds "put ~ down for" to interested.
+			h, ct, m := setupExample(t, dialect)
+			out := h.ingest(reply(m, ct.Email, "Re: "+m.Subject, "Put us down for two crates a week."))
+			if out.Result.Intent != "interested" {
+				t.Fatalf("intent %s, want interested from replies.phrases", out.Result.Intent)
+			}
+			if s := h.stageOf(ct.Email); s != "prospect" {
+				t.Errorf("stage %s, want prospect", s)
+			}
+		})
+
 		t.Run("a_quoted_no_does_not_decide", func(t *testing.T) {
 			h, ct, m := setupExample(t, dialect)
 			out := h.ingest(reply(m, ct.Email, "Re: "+m.Subject, "Thanks for the note, let me think about it."))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/followupd/followupd/config"
+	"github.com/followupd/followupd/replies"
 	"github.com/followupd/followupd/sequences"
 	"github.com/followupd/followupd/store"
 	"github.com/followupd/followupd/templates"
@@ -24,7 +25,10 @@ type Runtime struct {
 	Rules     []sequences.Rule
 	Pipeline  *sequences.Pipeline
 	Templates *templates.Set
-	accounts  map[string]*config.Account
+	// Replies are the intent rules: the built-in ones with the phrases of
+	// replies.phrases added; nil when the config adds none.
+	Replies  *replies.Rules
+	accounts map[string]*config.Account
 }
 
 // NewRuntime compiles a validated configuration and loads its templates.
@@ -55,7 +59,26 @@ func NewRuntime(c *config.Config) (*Runtime, error) {
 	for _, r := range c.Rules {
 		rt.Rules = append(rt.Rules, compileRule(r))
 	}
+	if rt.Replies, err = ReplyRules(c); err != nil {
+		return nil, err
+	}
 	return rt, nil
+}
+
+// ReplyRules are the built-in intent rules with the configured phrases
+// added, or nil when the configuration adds none.
+func ReplyRules(c *config.Config) (*replies.Rules, error) {
+	if len(c.Replies.Phrases) == 0 {
+		return nil, nil
+	}
+	r := replies.DefaultRules()
+	for _, p := range c.Replies.Phrases {
+		r = r.With(replies.Intent(p.Intent), p.Lang, p.Phrases...)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: replies.phrases: %w", c.File, err)
+	}
+	return &r, nil
 }
 
 // Account returns the configured account with that name.

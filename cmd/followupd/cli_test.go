@@ -303,6 +303,29 @@ func TestClassifyPrintsOneJSONObjectPerFile(t *testing.T) {
 	}
 }
 
+// The configuration's replies.phrases decide an intent the built-in rules
+// do not know; without a configuration the same reply is "other".
+func TestClassifyUsesTheConfiguredPhrases(t *testing.T) {
+	cfg, dir := setupExample(t)
+	eml := filepath.Join(dir, "quote.eml")
+	writeFile(t, eml, "From: Tom <tom@example.co.uk>\r\nTo: ann@example.com\r\nSubject: Re: your offer\r\n"+
+		"Date: Tue, 1 Dec 2026 08:00:00 +0000\r\n\r\nPut us down for two crates, please.\r\n\r\nTom\r\n")
+	intent := func(args ...string) string {
+		code, out, errOut := cli(t, append(args, "classify", "--json", eml)...)
+		var got map[string]string
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &got); code != 0 || err != nil {
+			t.Fatalf("classify %v: exit %d, %v\n%s%s", args, code, err, out, errOut)
+		}
+		return got["intent"]
+	}
+	if got := intent("-config", filepath.Join(dir, "none.yaml")); got != "other" {
+		t.Errorf("without a configuration: intent %q, want other", got)
+	}
+	if got := intent("-config", cfg); got != "interested" {
+		t.Errorf("with the example's phrases (\"put ~ down for\"): intent %q, want interested", got)
+	}
+}
+
 func TestStatus(t *testing.T) {
 	cfg, dir := setupExample(t)
 	cli(t, "-config", cfg, "contacts", "import", filepath.Join(dir, "contacts.csv"))

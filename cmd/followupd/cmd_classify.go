@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/followupd/followupd/daemon"
 	"github.com/followupd/followupd/replies"
 )
 
@@ -45,6 +46,21 @@ func cmdClassify(e *env, args []string) error {
 	if len(pos) == 0 {
 		return usageErr("want at least one message file")
 	}
+	// The configuration's replies.phrases count when there is one.
+	classify := replies.Classify
+	if _, err := os.Stat(e.configPath); err == nil {
+		c, err := e.loadConfig()
+		if err != nil {
+			return err
+		}
+		rules, err := daemon.ReplyRules(c)
+		if err != nil {
+			return err
+		}
+		if rules != nil {
+			classify = rules.Classify
+		}
+	}
 	failed := 0
 	for _, file := range pos {
 		raw, err := readCapped(file)
@@ -53,7 +69,7 @@ func cmdClassify(e *env, args []string) error {
 			failed++
 			continue
 		}
-		r := replies.Classify(raw, time.Now())
+		r := classify(raw, time.Now())
 		c := classified{
 			File: file, Kind: string(r.Kind), BounceClass: r.BounceClass, Recipient: r.Recipient,
 			Intent: string(r.Intent), SnoozeUntil: day(r.Until), ReturnDate: day(r.ReturnDate),
