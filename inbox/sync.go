@@ -329,11 +329,7 @@ func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, 
 			if buf.UID == 0 || !set.Contains(buf.UID) {
 				continue // not ours (a server quirk): ignore
 			}
-			m := w.toMessage(folder, uv, buf)
-			if w.o.Prepare != nil {
-				m.Prepared = w.o.Prepare(m.Message)
-			}
-			out = append(out, m)
+			out = append(out, w.toMessage(folder, uv, buf))
 		}
 		return cmd.Close()
 	})
@@ -342,6 +338,13 @@ func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, 
 	}
 	slices.SortFunc(out, func(a, b fetched) int { return int(int64(a.UID) - int64(b.UID)) })
 	out = slices.CompactFunc(out, func(a, b fetched) bool { return a.UID == b.UID })
+	// After the FETCH, not between its responses: a slow Prepare must not
+	// look like a dead server to the command watchdog.
+	if w.o.Prepare != nil {
+		for i := range out {
+			out[i].Prepared = w.o.Prepare(out[i].Message)
+		}
+	}
 	return out, nil
 }
 
