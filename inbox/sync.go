@@ -221,11 +221,22 @@ func (w *Watcher) commitBatch(ctx context.Context, msgs []fetched, tooOld func(f
 	account := w.o.Account.Name
 	err = w.o.Store.InTx(ctx, func(tx *store.Tx) error {
 		handled, kept = 0, 0
+		uids := make([]uint32, len(msgs))
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			uids[i], ids[i] = m.UID, m.MessageID
+		}
+		// msgs share one mailbox and UIDVALIDITY (one fetch).
+		stored, seen, err := tx.MessagesInSeen(ctx, account, msgs[0].Mailbox, msgs[0].UIDValidity, uids, ids)
+		if err != nil {
+			return err
+		}
+		pre := &batchSeen{stored: stored, seen: seen}
 		for _, m := range msgs {
 			var ok bool
 			err := tx.Savepoint(ctx, func() error {
 				var err error
-				ok, err = w.handleIn(ctx, tx, m, tooOld(m))
+				ok, err = w.handleIn(ctx, tx, m, tooOld(m), pre)
 				return err
 			})
 			var hf *handlerFailed
@@ -261,18 +272,24 @@ func (w *Watcher) commitBatch(ctx context.Context, msgs []fetched, tooOld func(f
 // handleIn runs the handler for m inside tx unless m is too old, already
 // stored or a Message-ID already seen, and records m in messages_in when
 // the handler did not; handled says whether the handler ran.
-func (w *Watcher) handleIn(ctx context.Context, tx *store.Tx, m fetched, old bool) (handled bool, err error) {
+//
+// pre, when not nil, holds what the batch's transaction found stored before
+// its first message, and learns each Message-ID stored since.
+func (w *Watcher) handleIn(ctx context.Context, tx *store.Tx, m fetched, old bool, pre *batchSeen) (handled bool, err error) {
 	if old {
 		return false, nil
 	}
 	account := w.o.Account.Name
-	stored, err := tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
-	if err != nil {
-		return false, err
-	}
-	dup, err := tx.MessageInExists(ctx, account, m.MessageID)
-	if err != nil {
-		return false, err
+	var stored, dup bool
+	if pre != nil {
+		stored, dup = pre.stored[m.UID], m.MessageID != "" && pre.seen[m.MessageID]
+	} else {
+		if stored, err = tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID); err != nil {
+			return false, err
+		}
+		if dup, err = tx.MessageInExists(ctx, account, m.MessageID); err != nil {
+			return false, err
+		}
 	}
 	if stored || dup {
 		return false, nil
@@ -289,7 +306,16 @@ func (w *Watcher) handleIn(ctx context.Context, tx *store.Tx, m fetched, old boo
 			return false, err
 		}
 	}
+	if pre != nil && m.MessageID != "" {
+		pre.seen[m.MessageID] = true
+	}
 	return true, nil
+}
+
+// batchSeen is what a batch's transaction knows is already stored.
+type batchSeen struct {
+	stored map[uint32]bool
+	seen   map[string]bool
 }
 
 // fetch reads one batch: envelope, flags, dates, size and the body up to
@@ -401,7 +427,7 @@ func (w *Watcher) commit(ctx context.Context, m fetched, old bool) (int, error) 
 	handled := false
 	err := w.o.Store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if handled, err = w.handleIn(ctx, tx, m, old); err != nil {
+		if handled, err = w.handleIn(ctx, tx, m, old, nil); err != nil {
 			return err
 		}
 		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, LastUID: m.UID})

@@ -89,3 +89,43 @@ func (r *runner) checkpoints(ctx context.Context, account string) ([]Checkpoint,
 	}
 	return out, nil
 }
+
+// MessagesInSeen looks up a batch of fetched messages at once: which of the
+// UIDs (of account, mailbox, uidvalidity) are already in messages_in, and
+// which of the Message-IDs were already seen on the account. It saves a
+// first read of a mailbox two queries per message.
+func (tx *Tx) MessagesInSeen(ctx context.Context, account, mailbox string, uidValidity uint32, uids []uint32, messageIDs []string) (stored map[uint32]bool, seen map[string]bool, err error) {
+	r := tx.r
+	stored, seen = map[uint32]bool{}, map[string]bool{}
+	if len(uids) > 0 {
+		args := []any{account, mailbox, uidValidity}
+		for _, u := range uids {
+			args = append(args, u)
+		}
+		var got []uint32
+		q := `SELECT uid FROM messages_in WHERE account = ? AND mailbox = ? AND uidvalidity = ? AND uid IN (` + placeholders(len(uids)) + `)`
+		if err := r.selectRows(ctx, &got, r.x.Rebind(q), args...); err != nil {
+			return nil, nil, fmt.Errorf("store: unable to look up inbound messages of %s/%s: %w", account, mailbox, classify(err))
+		}
+		for _, u := range got {
+			stored[u] = true
+		}
+	}
+	var ids []any
+	for _, id := range messageIDs {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		var got []string
+		q := `SELECT DISTINCT message_id FROM messages_in WHERE account = ? AND message_id IN (` + placeholders(len(ids)) + `)`
+		if err := r.selectRows(ctx, &got, r.x.Rebind(q), append([]any{account}, ids...)...); err != nil {
+			return nil, nil, fmt.Errorf("store: unable to look up inbound Message-IDs of %s: %w", account, classify(err))
+		}
+		for _, id := range got {
+			seen[id] = true
+		}
+	}
+	return stored, seen, nil
+}

@@ -50,6 +50,24 @@ func TestInboxQueries(t *testing.T) {
 			}
 		}
 
+		// The batch form answers as the single lookups do.
+		err := s.InTx(ctx, func(tx *Tx) error {
+			stored, seen, err := tx.MessagesInSeen(ctx, "sales", "INBOX", 7, []uint32{1, 2, 3}, []string{"a@x", "c@x", "", "b@x", "A@X"})
+			if err != nil {
+				return err
+			}
+			if len(stored) != 2 || !stored[1] || !stored[2] {
+				t.Errorf("stored = %v, want 1 and 2", stored)
+			}
+			if len(seen) != 2 || !seen["a@x"] || !seen["b@x"] {
+				t.Errorf("seen = %v, want a@x and b@x (c@x is another account's)", seen)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
 		cps, err := s.Checkpoints(ctx, "sales")
 		if err != nil || len(cps) != 0 {
 			t.Fatalf("Checkpoints before any = %v, %v", cps, err)
