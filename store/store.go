@@ -332,17 +332,17 @@ type Tx struct {
 func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 	// One name for every savepoint: a nested one shadows the outer one
 	// until released, so ROLLBACK TO and RELEASE always mean the innermost.
-	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT followupd_sp"); err != nil {
+	if _, err := tx.r.exec(ctx, "SAVEPOINT followupd_sp"); err != nil {
 		return fmt.Errorf("store: unable to make a savepoint: %w", classify(err))
 	}
 	if err := fn(); err != nil {
-		if _, rerr := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT followupd_sp"); rerr != nil {
+		if _, rerr := tx.r.exec(ctx, "ROLLBACK TO SAVEPOINT followupd_sp"); rerr != nil {
 			return errors.Join(err, fmt.Errorf("store: unable to roll back to a savepoint: %w", classify(rerr)))
 		}
-		_, _ = tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT followupd_sp")
+		_, _ = tx.r.exec(ctx, "RELEASE SAVEPOINT followupd_sp")
 		return err
 	}
-	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT followupd_sp"); err != nil {
+	if _, err := tx.r.exec(ctx, "RELEASE SAVEPOINT followupd_sp"); err != nil {
 		return fmt.Errorf("store: unable to release a savepoint: %w", classify(err))
 	}
 	return nil
