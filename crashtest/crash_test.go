@@ -30,7 +30,7 @@ import (
 )
 
 const crashConfig = `
-database: {driver: %s, path: %q, dsn: %q}
+database: {driver: %s, path: %q, dsn: %q, sending_lease: 10s}
 http: {listen: "127.0.0.1:0", api_token: "0123456789abcdef-token"}
 log: {level: warn}
 unsubscribe: {base_url: "https://f.example.com", secret: "0123456789abcdef0123"}

@@ -332,7 +332,12 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			default:
 			}
 		}
-		t.Reset(d.opts.SchedulerInterval)
+		next := d.opts.SchedulerInterval
+		if d.st.Dialect() == store.DialectPostgres {
+			// A short lease is checked as often as it asks.
+			next = min(next, lease/3)
+		}
+		t.Reset(next)
 	}
 }
 

@@ -56,6 +56,12 @@ webhooks:
 // servers and returns it with the servers.
 func startDaemon(t *testing.T, dialect string) (*Daemon, *smtptest.Server, *imaptest.Server, *hookSink) {
 	t.Helper()
+	return startDaemonWith(t, dialect, nil)
+}
+
+// startDaemonWith is startDaemon with the configuration changed by edit.
+func startDaemonWith(t *testing.T, dialect string, edit func(yaml string) string) (*Daemon, *smtptest.Server, *imaptest.Server, *hookSink) {
+	t.Helper()
 	hooks := newHookSink(t)
 	sink := smtptest.Start(t)
 	imap := imaptest.Start(t)
@@ -67,7 +73,11 @@ func startDaemon(t *testing.T, dialect string) (*Daemon, *smtptest.Server, *imap
 		dsn = storetest.Fresh(t, dialect).DSN
 	}
 	cfg := filepath.Join(dir, "followup.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(runConfig, dialect, dsn, sink.Host(), sink.Port(), imap.Host, imap.Port, imap.Username, imap.Password, hooks.URL)), 0o644)
+	yaml := fmt.Sprintf(runConfig, dialect, dsn, sink.Host(), sink.Port(), imap.Host, imap.Port, imap.Username, imap.Password, hooks.URL)
+	if edit != nil {
+		yaml = edit(yaml)
+	}
+	os.WriteFile(cfg, []byte(yaml), 0o644)
 	d, err := New(context.Background(), Options{
 		ConfigPath: cfg, Migrate: true, LogOutput: io.Discard,
 		SchedulerInterval: 50 * time.Millisecond, LeaseInterval: 50 * time.Millisecond,

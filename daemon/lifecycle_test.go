@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/followupd/followupd/store"
+	"github.com/followupd/followupd/store/storetest"
 )
 
 func TestReloadKeepsTheOldConfigWhenTheNewOneIsBroken(t *testing.T) {
@@ -87,4 +88,66 @@ func storeAt(t *testing.T, d *Daemon) *store.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A row a dead replica left sending becomes uncertain once
+// database.sending_lease has passed — not before, since a live replica may
+// still be in its SMTP transaction — while the survivors run.
+func TestDeadReplicasSendBecomesUncertainAfterTheLease(t *testing.T) {
+	if os.Getenv(storetest.PostgresEnv) == "" {
+		t.Skip(storetest.PostgresEnv + " not set: the sending lease only matters with replicas on Postgres")
+	}
+	const lease = 10 * time.Second
+	d, sink, _, _ := startDaemonWith(t, store.DialectPostgres, func(yaml string) string {
+		return strings.Replace(yaml, "database: {", "database: {sending_lease: 10s, ", 1)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := d.Store().UpsertContact(ctx, store.Contact{Email: "jo@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Wake()
+	if _, err := sink.WaitForMessages(ctx, 1); err != nil {
+		t.Fatalf("no message sent: %v", err)
+	}
+	s := storeAt(t, d)
+	var id int64
+	waitFor(t, "the message to be recorded sent", func() bool {
+		return s.InTx(ctx, func(tx *store.Tx) error {
+			return tx.Get(ctx, &id, `SELECT id FROM messages_out WHERE status = 'sent'`)
+		}) == nil
+	})
+	// As a replica killed mid-send leaves it.
+	claimed := time.Now()
+	if err := s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE messages_out SET status = 'sending', updated_at = ? WHERE id = ?`, claimed.UTC(), id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		var st string
+		if err := s.InTx(ctx, func(tx *store.Tx) error {
+			return tx.Get(ctx, &st, `SELECT status FROM messages_out WHERE id = ?`, id)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for {
+		st := status()
+		if st == store.MessageUncertain {
+			break
+		}
+		if st != store.MessageSending {
+			t.Fatalf("row became %s", st)
+		}
+		if time.Since(claimed) > lease+lease/3+5*time.Second {
+			t.Fatalf("still sending %s after a dead replica left it (lease %s)", time.Since(claimed).Round(time.Second), lease)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if took := time.Since(claimed); took < lease {
+		t.Fatalf("made uncertain after %s, within the lease of %s", took.Round(time.Millisecond), lease)
+	}
 }
