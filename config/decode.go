@@ -73,8 +73,12 @@ func newDecoder(file string, getenv func(string) (string, bool)) *decoder {
 }
 
 func (d *decoder) errorf(p Pos, format string, args ...any) {
-	d.errs = append(d.errs, Error{File: d.file, Pos: p, Msg: fmt.Sprintf(format, args...)})
+	// One error, one line: values quoted from the file may hold breaks.
+	msg := oneLine.Replace(fmt.Sprintf(format, args...))
+	d.errs = append(d.errs, Error{File: d.file, Pos: p, Msg: msg})
 }
+
+var oneLine = strings.NewReplacer("\r", `\r`, "\n", `\n`)
 
 func posOf(n ast.Node) Pos {
 	if n == nil {
@@ -147,7 +151,7 @@ func (d *decoder) unwrap(n ast.Node) ast.Node {
 			name := t.Value.GetToken().Value
 			target, ok := d.anchors[name]
 			if !ok {
-				d.errorf(posOf(t), "unknown alias *%s", name)
+				d.errorf(posOf(t), "unknown alias %q", "*"+name)
 				return nil
 			}
 			n = target

@@ -38,7 +38,7 @@ type validator struct {
 }
 
 func (v *validator) errf(path, format string, args ...any) {
-	v.d.errs = append(v.d.errs, v.c.ErrorAt(path, fmt.Sprintf(format, args...)))
+	v.d.errs = append(v.d.errs, v.c.ErrorAt(path, oneLine.Replace(fmt.Sprintf(format, args...))))
 }
 
 func (v *validator) oneOf(path, got string, want []string) {
