@@ -131,6 +131,14 @@ type Server struct {
 type SMTP struct {
 	Server      `yaml:",inline"`
 	Concurrency int `yaml:"concurrency"`
+	// RetryBase is the wait before the first retry after a temporary
+	// failure (4xx, connection lost before the message was handed over),
+	// doubled per attempt up to RetryMax, ±20%. Defaults 1m and 1h.
+	RetryBase Duration `yaml:"retry_base"`
+	RetryMax  Duration `yaml:"retry_max"`
+	// GiveUpAfter is how long after it was queued a message is retried
+	// before it fails; default 48h.
+	GiveUpAfter Duration `yaml:"give_up_after"`
 }
 
 // IMAP is the incoming server followupd watches for replies (read-only).
@@ -505,6 +513,15 @@ func (c *Config) applyDefaults() {
 			a.OnUncertain = "skip"
 		}
 		defaultServer(&a.SMTP.Server, map[string]int{"tls": 465, "starttls": 587, "none": 25})
+		if a.SMTP.RetryBase == 0 {
+			a.SMTP.RetryBase = Duration(time.Minute)
+		}
+		if a.SMTP.RetryMax == 0 {
+			a.SMTP.RetryMax = max(a.SMTP.RetryBase, Duration(time.Hour))
+		}
+		if a.SMTP.GiveUpAfter == 0 {
+			a.SMTP.GiveUpAfter = Duration(48 * time.Hour)
+		}
 		if a.SMTP.Concurrency == 0 {
 			a.SMTP.Concurrency = 1
 		}

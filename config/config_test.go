@@ -95,6 +95,9 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	if a.SMTP.Port != 587 || a.DailyLimit != 50 || a.TimeZone.String() != "UTC" {
 		t.Errorf("defaults: port %d limit %d zone %s", a.SMTP.Port, a.DailyLimit, a.TimeZone)
 	}
+	if sm := c.Accounts[0].SMTP; sm.RetryBase.Std() != time.Minute || sm.RetryMax.Std() != time.Hour || sm.GiveUpAfter.Std() != 48*time.Hour {
+		t.Errorf("smtp retry defaults: %s %s %s", sm.RetryBase.Std(), sm.RetryMax.Std(), sm.GiveUpAfter.Std())
+	}
 	if c.Database.SendingLease.Std() != 15*time.Minute {
 		t.Errorf("database.sending_lease default %s", c.Database.SendingLease.Std())
 	}
@@ -187,6 +190,7 @@ func TestBadValues(t *testing.T) {
 		{"reply phrase with an unknown intent", "accounts:", "replies: {phrases: [{intent: keen, phrases: [go ahead]}]}\naccounts:", `replies.phrases[0].intent: unknown value "keen"`},
 		{"reply phrase without a word", "accounts:", "replies: {phrases: [{intent: interested, phrases: [\"?!\"]}]}\naccounts:", `the phrase "?!" has no word`},
 		{"webhook event no one fires", "accounts:", "webhooks: [{url: \"https://x.example/h\", secret: s3cr3t-s3cr3t-s3cr3t, events: [reply.interested]}]\naccounts:", `unknown event "reply.interested"`},
+		{"retry_max under retry_base", "tls: starttls", "tls: starttls\n      retry_base: 10m\n      retry_max: 5m", "retry_max 5m is shorter than retry_base 10m"},
 		{"sending lease too short", "accounts:", "database: {sending_lease: 2s}\naccounts:", "database.sending_lease: must be at least 10s"},
 	}
 	for _, tc := range cases {

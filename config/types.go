@@ -39,7 +39,15 @@ func formatDuration(d time.Duration) string {
 	case d%(24*time.Hour) == 0:
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
-	return d.String()
+	// "5m", not Go's "5m0s".
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return out
 }
 
 // ParseDuration reads "0", Go durations ("1h30m") and whole days or weeks ("3d", "2w").

@@ -210,6 +210,15 @@ func (v *validator) validateAccount(i int, names map[string]bool) {
 	if a.SMTP.Concurrency < 1 || a.SMTP.Concurrency > 16 {
 		v.errf(p+".smtp.concurrency", "must be between 1 and 16")
 	}
+	if a.SMTP.RetryBase < Duration(time.Second) {
+		v.errf(p+".smtp.retry_base", "must be at least 1s, got %s", formatDuration(a.SMTP.RetryBase.Std()))
+	}
+	if a.SMTP.RetryMax < a.SMTP.RetryBase {
+		v.errf(p+".smtp.retry_max", "retry_max %s is shorter than retry_base %s", formatDuration(a.SMTP.RetryMax.Std()), formatDuration(a.SMTP.RetryBase.Std()))
+	}
+	if a.SMTP.GiveUpAfter < Duration(time.Minute) {
+		v.errf(p+".smtp.give_up_after", "must be at least 1m, got %s", formatDuration(a.SMTP.GiveUpAfter.Std()))
+	}
 	if a.IMAP != nil {
 		v.validateServer(p+".imap", a.IMAP.Server)
 		if a.IMAP.MaxMessageBytes < 4096 {

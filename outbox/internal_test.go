@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail/smtp"
+
+	"github.com/followupd/followupd/config"
 )
 
 // go-mail's PLAIN and LOGIN send a password in clear text to localhost;
@@ -36,12 +38,20 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 	s := &Service{opts: Options{RetryBase: time.Minute, RetryMax: time.Hour, Rand: func() float64 { return 0.5 }}}
 	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
 	for i, w := range want {
-		if got := s.backoff(i + 1); got != w {
+		if got := s.backoff(nil, i+1); got != w {
 			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
 		}
 	}
 	s.opts.Rand = func() float64 { return 0 }
-	if got := s.backoff(1); got != 48*time.Second {
+	if got := s.backoff(nil, 1); got != 48*time.Second {
 		t.Errorf("low jitter = %v", got)
+	}
+	// An account's smtp.retry_base and retry_max win.
+	s.opts.Rand = func() float64 { return 0.5 }
+	a := &account{cfg: config.Account{SMTP: config.SMTP{RetryBase: config.Duration(10 * time.Second), RetryMax: config.Duration(30 * time.Second)}}}
+	for i, w := range []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second, 30 * time.Second} {
+		if got := s.backoff(a, i+1); got != w {
+			t.Errorf("account backoff(%d) = %v, want %v", i+1, got, w)
+		}
 	}
 }

@@ -526,7 +526,7 @@ func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m 
 	dialErr := b.dialErr
 	b.mu.Unlock()
 	if dialErr != nil {
-		s.retry(bctx, log, m, dialErr.Error())
+		s.retry(bctx, a, log, m, dialErr.Error())
 		return
 	}
 
@@ -538,7 +538,7 @@ func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m 
 				b.dialErr = err
 				b.mu.Unlock()
 				log.Warn("unable to connect to the SMTP server", "error", err)
-				s.retry(bctx, log, m, err.Error())
+				s.retry(bctx, a, log, m, err.Error())
 				return
 			}
 		}
@@ -582,7 +582,7 @@ func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m 
 			}
 		}
 	case vRetry:
-		s.retry(bctx, log, m, o.reason)
+		s.retry(bctx, a, log, m, o.reason)
 	case vFailed, vBounce:
 		s.fail(bctx, log, m, o)
 	case vUncertain:
@@ -624,22 +624,35 @@ func (a *account) saveToSent() bool {
 
 // backoff is the delay before attempt+1: RetryBase doubled per attempt up
 // to RetryMax, ±20% jitter.
-func (s *Service) backoff(attempts int) time.Duration {
-	d := s.opts.RetryBase
-	for i := 1; i < attempts && d < s.opts.RetryMax; i++ {
+// The account's smtp.retry_base, retry_max and give_up_after win over
+// Options when set.
+func (s *Service) backoff(a *account, attempts int) time.Duration {
+	base, most := s.opts.RetryBase, s.opts.RetryMax
+	if a != nil && a.cfg.SMTP.RetryBase > 0 {
+		base = a.cfg.SMTP.RetryBase.Std()
+	}
+	if a != nil && a.cfg.SMTP.RetryMax > 0 {
+		most = a.cfg.SMTP.RetryMax.Std()
+	}
+	d := base
+	for i := 1; i < attempts && d < most; i++ {
 		d *= 2
 	}
-	d = min(d, s.opts.RetryMax)
+	d = min(d, most)
 	return time.Duration(float64(d) * (0.8 + 0.4*s.opts.Rand()))
 }
 
 // retry puts m back in the queue after a temporary problem, or fails it
-// when it has been waiting longer than MaxAge.
-func (s *Service) retry(ctx context.Context, log *slog.Logger, m store.MessageOut, reason string) {
-	next := s.now().Add(s.backoff(m.Attempts))
-	if next.Sub(m.CreatedAt) > s.opts.MaxAge {
+// when it has been waiting longer than MaxAge (smtp.give_up_after).
+func (s *Service) retry(ctx context.Context, a *account, log *slog.Logger, m store.MessageOut, reason string) {
+	next := s.now().Add(s.backoff(a, m.Attempts))
+	maxAge := s.opts.MaxAge
+	if a != nil && a.cfg.SMTP.GiveUpAfter > 0 {
+		maxAge = a.cfg.SMTP.GiveUpAfter.Std()
+	}
+	if next.Sub(m.CreatedAt) > maxAge {
 		s.fail(ctx, log, m, outcome{verdict: vFailed,
-			reason: fmt.Sprintf("gave up after %d attempts in %s: %s", m.Attempts, s.opts.MaxAge, reason)})
+			reason: fmt.Sprintf("gave up after %d attempts in %s: %s", m.Attempts, maxAge, reason)})
 		return
 	}
 	if err := s.store.MarkRetry(ctx, m.ID, next, reason); err != nil {
