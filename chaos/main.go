@@ -21,7 +21,7 @@
 // initdb in a temporary folder (the machine's own cluster is left alone),
 // Dovecot from inbox/dovecottest, and the smtptest sink in this process,
 // which outlives the replicas and answers 5% of RCPTs 451 (once per
-// address, as greylisting does), 1% of RCPTs 550 and drops 1% of
+// address, as greylisting does; the replicas retry after 5 s), 1% of RCPTs 550 and drops 1% of
 // connections after the final dot of DATA (the daemon cannot know whether
 // that message went out: its row becomes uncertain). The sequence has one
 // step, so every contact has exactly one step due.
@@ -311,7 +311,7 @@ accounts:
     min_gap: 0s
     max_gap: 0s
     send_window: {days: mon-sun, hours: "00:00-24:00"}
-    smtp: {host: %s, port: %d, tls: none, insecure_plaintext: true, concurrency: 4}
+    smtp: {host: %s, port: %d, tls: none, insecure_plaintext: true, concurrency: 4, retry_base: 5s, retry_max: 30s}
     imap: {host: %s, port: %d, tls: none, insecure_plaintext: true, username: %q, password: %q, folders: [INBOX]}
     on_uncertain: skip
     save_to_sent: false
