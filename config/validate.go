@@ -70,7 +70,7 @@ func (v *validator) validate() {
 		v.errf("database.dsn", "driver postgres needs a dsn, e.g. ${FOLLOWUPD_DATABASE_URL}")
 	}
 	if c.Database.SendingLease < Duration(10*time.Second) {
-		v.errf("database.sending_lease", "must be at least 10s (a send in progress must not be taken for dead), got %s", time.Duration(c.Database.SendingLease))
+		v.errf("database.sending_lease", "must be at least 10s (a send in progress must not be taken for dead), got %s", formatDuration(c.Database.SendingLease.Std()))
 	}
 	v.validateReplies()
 	v.oneOf("log.level", c.Log.Level, logLevels)
@@ -109,6 +109,13 @@ func (v *validator) validate() {
 	for i := range c.Rules {
 		v.validateRule(i, stages, sequences)
 	}
+	// An event no one fires would silently never arrive.
+	knownEvents := append([]string{"*"}, webhookEvents...)
+	for _, r := range c.Rules {
+		if r.Do.Webhook != "" && !slices.Contains(knownEvents, r.Do.Webhook) {
+			knownEvents = append(knownEvents, r.Do.Webhook)
+		}
+	}
 	for i, w := range c.Webhooks {
 		p := fmt.Sprintf("webhooks[%d]", i)
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -117,16 +124,9 @@ func (v *validator) validate() {
 		if w.Secret == "" {
 			v.errf(p+".secret", "a webhook needs a secret so the receiver can check the signature")
 		}
-		// An event no one fires would silently never arrive.
-		known := append([]string{"*"}, webhookEvents...)
-		for _, r := range c.Rules {
-			if r.Do.Webhook != "" && !slices.Contains(known, r.Do.Webhook) {
-				known = append(known, r.Do.Webhook)
-			}
-		}
 		for j, ev := range w.Events {
-			if !slices.Contains(known, ev) {
-				v.errf(fmt.Sprintf("%s.events[%d]", p, j), "unknown event %q (want %s, or a name a rule's webhook action fires)", ev, strings.Join(known, ", "))
+			if !slices.Contains(knownEvents, ev) {
+				v.errf(fmt.Sprintf("%s.events[%d]", p, j), "unknown event %q (want %s, or a name a rule's webhook action fires)", ev, strings.Join(knownEvents, ", "))
 			}
 		}
 	}

@@ -38,7 +38,7 @@ func (s *Store) TryLease(ctx context.Context, name string) (l *Lease, ok bool, e
 	// goes into the key so that followupd instances (and test runs) in
 	// other schemas of the same database never block each other.
 	var key int64
-	if err := conn.QueryRowContext(ctx, `SELECT hashtextextended('followupd-lease:' || current_schema() || ':' || $1, 0)`, name).Scan(&key); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT `+leaseKey+` FROM (SELECT $1::text AS lease_name) AS l`, name).Scan(&key); err != nil {
 		conn.Close()
 		return nil, false, fmt.Errorf("store: unable to take lease %s: %w", name, err)
 	}
@@ -68,6 +68,10 @@ func (s *Store) replicaName() string {
 	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
+// leaseKey is the advisory-lock key of the lease named by the column
+// lease_name, one expression for TryLease and LeaseHolders alike.
+const leaseKey = `hashtextextended('followupd-lease:' || current_schema() || ':' || lease_name, 0)`
+
 // LeaseHolder is who holds a lease.
 type LeaseHolder struct {
 	Name    string `db:"name" json:"name"`
@@ -86,8 +90,8 @@ func (s *Store) LeaseHolders(ctx context.Context, names []string) ([]LeaseHolder
 	// A bigint advisory lock shows in pg_locks as classid (high 32 bits)
 	// and objid (low 32 bits) with objsubid 1.
 	const q = `WITH k AS (
-		SELECT n AS name, hashtextextended('followupd-lease:' || current_schema() || ':' || n, 0) AS key
-		FROM unnest($1::text[]) AS n)
+		SELECT lease_name AS name, ` + leaseKey + ` AS key
+		FROM unnest($1::text[]) AS l(lease_name))
 	SELECT k.name, regexp_replace(a.application_name, '^followupd ', '') AS replica,
 		COALESCE(host(a.client_addr), '') AS client, a.backend_start AS since
 	FROM k

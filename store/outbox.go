@@ -164,6 +164,8 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 		// order that stops at the limit. With statistics from when the
 		// table was small (autovacuum off, or not run yet) the planner
 		// instead collects every queued row and sorts them, per claim.
+		// The setting lasts for this transaction, whose other statements
+		// look rows up by id.
 		if _, err := r.exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
 			return nil, nil, fmt.Errorf("store: unable to claim messages of %s: %w", account, err)
 		}
