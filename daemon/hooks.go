@@ -26,6 +26,14 @@ func OutboxHooks(ctx context.Context, rt func() *Runtime, now func() time.Time, 
 			}
 			return AfterSent(ctx, tx, rt(), m, sentAt)
 		},
+		SentBatch: func(tx *store.Tx, ms []store.MessageOut) error {
+			for _, m := range ms {
+				if err := notify(ctx, tx, hook, WebhookSent, map[string]any{"contact": m.ToAddr, "sequence": m.Sequence, "step": m.Step + 1, "message_id": m.MessageID, "subject": m.Subject}); err != nil {
+					return err
+				}
+			}
+			return AfterSentBatch(ctx, tx, rt(), ms, now)
+		},
 		Failed: func(tx *store.Tx, m store.MessageOut, hardBounce bool) error {
 			e, err := tx.EnrollmentByID(ctx, m.EnrollmentID)
 			if err != nil {

@@ -221,17 +221,8 @@ func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Acc
 			return err
 		}
 		more = len(claimed) == min(batch, budget*4+16)
-		for _, e := range claimed {
-			if n >= budget {
-				break
-			}
-			queued, err := s.processEnrollment(ctx, tx, rt, a, e, now)
-			if err != nil {
-				return err
-			}
-			if queued {
-				n++
-			}
+		if n, err = s.queueSteps(ctx, tx, rt, a, claimed, now, budget); err != nil {
+			return err
 		}
 		if n == 0 {
 			return nil
@@ -253,48 +244,171 @@ func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Acc
 	return n, more && n > 0, nil
 }
 
-// processEnrollment decides what a due enrollment gets now: a queued
-// message (true), a new due time, an end, or a pause when its template
-// cannot be rendered.
-func (s *Scheduler) processEnrollment(ctx context.Context, tx *store.Tx, rt *Runtime, a *config.Account, e store.Enrollment, now time.Time) (bool, error) {
-	seq, ok := rt.Sequences[e.Sequence]
-	if !ok {
-		return false, tx.StopEnrollment(ctx, e, store.EnrollmentStopped, "sequence "+e.Sequence+" is no longer in the configuration")
+// dueStep is a due enrollment whose next step goes out now.
+type dueStep struct {
+	e    store.Enrollment
+	c    store.Contact
+	seq  *sequences.Sequence
+	k    int
+	name string // the template variant
+}
+
+// queueSteps decides what each claimed enrollment gets now: a queued
+// message, a new due time (outside the sequence's window), an end (no step
+// left, contact not mailable), or a pause when its template cannot be
+// rendered. It is set-based: the contacts, their suppressions and the
+// threads of reply steps are read in one query each, and the messages
+// queued and the enrollments advanced in multi-row statements; what is
+// rare — a stop, an end, a new due time, a failed template — is done per
+// enrollment, in claim order. At most budget messages are queued; it
+// returns how many were.
+func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a *config.Account, claimed []store.Enrollment, now time.Time, budget int) (int, error) {
+	if len(claimed) == 0 || budget <= 0 {
+		return 0, nil
 	}
-	c, err := tx.ContactByID(ctx, e.ContactID)
+	ids := make([]int64, len(claimed))
+	for i, e := range claimed {
+		ids[i] = e.ContactID
+	}
+	contacts, err := tx.ContactsByIDs(ctx, ids)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	if reason := s.notMailable(ctx, tx, rt, c); reason != "" {
-		return false, tx.StopEnrollment(ctx, e, store.EnrollmentStopped, reason)
+	emails := make([]string, 0, len(contacts))
+	for _, c := range contacts {
+		emails = append(emails, c.Email)
 	}
-	fields := contactFields(c)
-	k, ok := seq.NextStep(e.Step, fields)
-	if !ok {
-		return false, finishTx(ctx, tx, rt, e, c, now)
+	suppressed, err := tx.SuppressedEmails(ctx, emails)
+	if err != nil {
+		return 0, err
 	}
-	loc := seq.Location(contactLocation(c), a.TimeZone.Location)
-	if !seq.Window.Contains(now, loc) {
-		next, ok := seq.Window.Next(now, loc)
-		if !ok {
-			return false, tx.StopEnrollment(ctx, e, store.EnrollmentStopped, "the sequence's send window never opens")
+	// Which enrollments send now, in claim order; the rest is settled here.
+	var due []dueStep
+	var threaded []int64
+	for _, e := range claimed {
+		if len(due) >= budget {
+			break
 		}
-		e.DueAt = &next
-		return false, tx.UpdateEnrollment(ctx, e)
+		seq, ok := rt.Sequences[e.Sequence]
+		if !ok {
+			if err := tx.StopEnrollment(ctx, e, store.EnrollmentStopped, "sequence "+e.Sequence+" is no longer in the configuration"); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		c, ok := contacts[e.ContactID]
+		if !ok {
+			// Not read with the batch, or changed since by an end below.
+			if c, err = tx.ContactByID(ctx, e.ContactID); err != nil {
+				return 0, err
+			}
+			sup, err := tx.SuppressedEmails(ctx, []string{c.Email})
+			if err != nil {
+				return 0, err
+			}
+			suppressed[c.Email] = sup[c.Email]
+		}
+		var reason string
+		switch {
+		case c.Suppressed:
+			reason = "the contact is suppressed"
+		case !rt.Pipeline.Mailable(c.Stage):
+			reason = "the contact is in stage " + c.Stage
+		case suppressed[c.Email]:
+			reason = "the address is on the suppression list"
+		}
+		if reason != "" {
+			if err := tx.StopEnrollment(ctx, e, store.EnrollmentStopped, reason); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		k, ok := seq.NextStep(e.Step, contactFields(c))
+		if !ok {
+			if err := finishTx(ctx, tx, rt, e, c, now); err != nil {
+				return 0, err
+			}
+			// on_finish may have changed the contact's stage.
+			delete(contacts, c.ID)
+			continue
+		}
+		loc := seq.Location(contactLocation(c), a.TimeZone.Location)
+		if !seq.Window.Contains(now, loc) {
+			next, ok := seq.Window.Next(now, loc)
+			if !ok {
+				if err := tx.StopEnrollment(ctx, e, store.EnrollmentStopped, "the sequence's send window never opens"); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			e.DueAt = &next
+			if err := tx.UpdateEnrollment(ctx, e); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		due = append(due, dueStep{e: e, c: c, seq: seq, k: k, name: sequences.ChooseVariant(seq, k, c.Email)})
+		if seq.Steps[k].Thread == "reply" {
+			threaded = append(threaded, e.ID)
+		}
 	}
-	step := seq.Steps[k]
-	name := sequences.ChooseVariant(seq, k, c.Email)
+	var threads map[int64][]store.MessageOut
+	if len(threaded) > 0 {
+		if threads, err = tx.ThreadsOf(ctx, threaded); err != nil {
+			return 0, err
+		}
+	}
+	msgs := make([]store.MessageOut, 0, len(due))
+	rendered := make([]dueStep, 0, len(due))
+	for _, d := range due {
+		m, ok, err := s.render(ctx, tx, rt, a, d, threads[d.e.ID], now)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			msgs = append(msgs, m)
+			rendered = append(rendered, d)
+		}
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	inserted, err := tx.InsertMessagesOutOnce(ctx, msgs)
+	if err != nil {
+		return 0, err
+	}
+	progress := make([]store.EnrollmentProgress, len(rendered))
+	for i, d := range rendered {
+		p := store.EnrollmentProgress{ID: d.e.ID, Step: d.k, Variant: d.e.Variant, LastSentAt: d.e.LastSentAt}
+		if _, ok := inserted[d.e.ID]; ok {
+			p.Variant = d.name
+		}
+		// Not inserted: this step already has a message (queued by an
+		// earlier pass whose enrollment was then edited by hand, say):
+		// never a second, and the enrollment waits for that one.
+		progress[i] = p
+	}
+	if err := tx.AdvanceEnrollments(ctx, progress); err != nil {
+		return 0, err
+	}
+	return len(inserted), nil
+}
+
+// render renders a due step into the message to queue; ok is false when
+// the template failed, and the enrollment is then paused with an event.
+func (s *Scheduler) render(ctx context.Context, tx *store.Tx, rt *Runtime, a *config.Account, d dueStep, thread []store.MessageOut, now time.Time) (m store.MessageOut, ok bool, err error) {
+	e, c, seq, k, name := d.e, d.c, d.seq, d.k, d.name
 	r, err := rt.Templates.Render(name, rt.templateData(c, a, seq.Name, k, now))
 	if err != nil {
 		e.Status = store.EnrollmentPaused
 		e.DueAt = nil
 		if err := tx.UpdateEnrollment(ctx, e); err != nil {
-			return false, err
+			return m, false, err
 		}
 		s.log().Warn("template failed; enrollment paused", "contact", c.Email, "sequence", seq.Name, "step", k+1, "error", err)
-		return false, tx.AddEvent(ctx, c.ID, EventRenderFailed, map[string]any{"sequence": seq.Name, "step": k + 1, "template": name, "error": err.Error()})
+		return m, false, tx.AddEvent(ctx, c.ID, EventRenderFailed, map[string]any{"sequence": seq.Name, "step": k + 1, "template": name, "error": err.Error()})
 	}
-	m := store.MessageOut{
+	m = store.MessageOut{
 		EnrollmentID: e.ID, Step: k, ContactID: c.ID, Account: a.Name, Status: store.MessageQueued,
 		MessageID: newMessageID(a.FromAddress), Subject: r.Subject, Sequence: seq.Name, Template: name,
 		ToAddr: c.Email, ToName: strings.TrimSpace(c.FirstName + " " + c.LastName),
@@ -304,46 +418,17 @@ func (s *Scheduler) processEnrollment(ctx context.Context, tx *store.Tx, rt *Run
 	if r.FromName != "" {
 		m.FromName = r.FromName
 	}
-	if step.Thread == "reply" {
-		thread, err := tx.ThreadOf(ctx, e.ID)
-		if err != nil {
-			return false, err
+	if seq.Steps[k].Thread == "reply" && len(thread) > 0 {
+		ids := make([]string, len(thread))
+		for i, t := range thread {
+			ids[i] = "<" + t.MessageID + ">"
 		}
-		if len(thread) > 0 {
-			ids := make([]string, len(thread))
-			for i, t := range thread {
-				ids[i] = "<" + t.MessageID + ">"
-			}
-			m.Subject = sequences.ReplySubject(thread[0].Subject)
-			m.ThreadRoot = thread[0].MessageID
-			m.InReplyTo = thread[len(thread)-1].MessageID
-			m.References = strings.Join(ids, " ")
-		}
+		m.Subject = sequences.ReplySubject(thread[0].Subject)
+		m.ThreadRoot = thread[0].MessageID
+		m.InReplyTo = thread[len(thread)-1].MessageID
+		m.References = strings.Join(ids, " ")
 	}
-	if _, inserted, err := tx.InsertMessageOutOnce(ctx, m); err != nil {
-		return false, err
-	} else if !inserted {
-		// This step already has a message (queued by an earlier pass
-		// whose enrollment was then edited by hand, say): never a second.
-		e.Step, e.DueAt = k, nil
-		return false, tx.UpdateEnrollment(ctx, e)
-	}
-	e.Step, e.Variant, e.DueAt = k, name, nil
-	return true, tx.UpdateEnrollment(ctx, e)
-}
-
-// notMailable says why a contact may not get mail now, or "" when it may.
-func (s *Scheduler) notMailable(ctx context.Context, tx *store.Tx, rt *Runtime, c store.Contact) string {
-	if c.Suppressed {
-		return "the contact is suppressed"
-	}
-	if !rt.Pipeline.Mailable(c.Stage) {
-		return "the contact is in stage " + c.Stage
-	}
-	if sup, err := tx.IsSuppressed(ctx, c.Email); err != nil || sup {
-		return "the address is on the suppression list"
-	}
-	return ""
+	return m, true, nil
 }
 
 // finishTx ends an enrollment whose steps are done and applies on_finish.
@@ -370,7 +455,9 @@ func finishTx(ctx context.Context, tx *store.Tx, rt *Runtime, e store.Enrollment
 // is due per its delay from the actual send time. It runs inside the
 // transaction that marks the message sent.
 func AfterSent(ctx context.Context, tx *store.Tx, rt *Runtime, m store.MessageOut, sentAt time.Time) error {
-	e, err := tx.EnrollmentByID(ctx, m.EnrollmentID)
+	// Locked: a reply stopping the enrollment meanwhile must not be undone
+	// by the update below, which writes the status it read.
+	e, err := tx.EnrollmentForUpdate(ctx, m.EnrollmentID)
 	if err != nil {
 		return err
 	}
@@ -411,6 +498,100 @@ func AfterSent(ctx context.Context, tx *store.Tx, rt *Runtime, m store.MessageOu
 	}
 	e.Step, e.DueAt = k, &due
 	return tx.UpdateEnrollment(ctx, e)
+}
+
+// AfterSentBatch is AfterSent for a group of messages recorded sent in one
+// transaction: the enrollments are read (locked) and the contacts read in
+// one query each, and the plain advances — the next step due after its
+// delay — written in one statement. An enrollment that ends (last step,
+// no window, sequence gone) takes AfterSent's own path; so does every
+// message when one enrollment appears twice in the group, where the order
+// of its updates matters.
+func AfterSentBatch(ctx context.Context, tx *store.Tx, rt *Runtime, ms []store.MessageOut, now func() time.Time) error {
+	ids := make([]int64, len(ms))
+	seen := make(map[int64]bool, len(ms))
+	for i, m := range ms {
+		if seen[m.EnrollmentID] {
+			return afterSentEach(ctx, tx, rt, ms, now)
+		}
+		seen[m.EnrollmentID] = true
+		ids[i] = m.EnrollmentID
+	}
+	enrollments, err := tx.EnrollmentsByIDs(ctx, ids, true)
+	if err != nil {
+		return err
+	}
+	contactIDs := make([]int64, 0, len(enrollments))
+	for _, e := range enrollments {
+		contactIDs = append(contactIDs, e.ContactID)
+	}
+	contacts, err := tx.ContactsByIDs(ctx, contactIDs)
+	if err != nil {
+		return err
+	}
+	var plain []store.EnrollmentProgress
+	for _, m := range ms {
+		sentAt := now()
+		if m.SentAt != nil {
+			sentAt = *m.SentAt
+		}
+		e, ok := enrollments[m.EnrollmentID]
+		if !ok {
+			// Gone: AfterSent reports it as it always has.
+			if err := AfterSent(ctx, tx, rt, m, sentAt); err != nil {
+				return err
+			}
+			continue
+		}
+		live := e.Status == store.EnrollmentActive || e.Status == store.EnrollmentPaused || e.Status == store.EnrollmentSnoozed
+		if !live || e.Step != m.Step {
+			continue
+		}
+		c, ok := contacts[e.ContactID]
+		seq := rt.Sequences[e.Sequence]
+		if !ok || seq == nil {
+			if err := AfterSent(ctx, tx, rt, m, sentAt); err != nil {
+				return err
+			}
+			// What AfterSent changed may touch this contact's other
+			// enrollments in the group: read it again next time.
+			delete(contacts, e.ContactID)
+			continue
+		}
+		k, ok := seq.NextStep(m.Step+1, contactFields(c))
+		var due time.Time
+		if ok {
+			a, _ := rt.Account(e.Account)
+			acctLoc := time.UTC
+			if a != nil {
+				acctLoc = a.TimeZone.Location
+			}
+			due, ok = seq.DueAt(k, sentAt, seq.Location(contactLocation(c), acctLoc))
+		}
+		if !ok {
+			// The sequence ends here: finish, on_finish, stage changes.
+			if err := AfterSent(ctx, tx, rt, m, sentAt); err != nil {
+				return err
+			}
+			delete(contacts, e.ContactID)
+			continue
+		}
+		plain = append(plain, store.EnrollmentProgress{ID: e.ID, Step: k, Variant: e.Variant, DueAt: &due, LastSentAt: &sentAt})
+	}
+	return tx.AdvanceEnrollments(ctx, plain)
+}
+
+func afterSentEach(ctx context.Context, tx *store.Tx, rt *Runtime, ms []store.MessageOut, now func() time.Time) error {
+	for _, m := range ms {
+		sentAt := now()
+		if m.SentAt != nil {
+			sentAt = *m.SentAt
+		}
+		if err := AfterSent(ctx, tx, rt, m, sentAt); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var msgIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

@@ -356,3 +356,87 @@ func TestFirstStepDelayCountsFromEnrollment(t *testing.T) {
 		t.Fatalf("nurture due %v, want 30 days after %s", due, h.now)
 	}
 }
+
+// sendGroup marks every queued message sent at the fake clock in one
+// transaction and advances the enrollments as the outbox does when it
+// records a group of sends.
+func (h *harness) sendGroup() {
+	h.t.Helper()
+	ms := h.queued()
+	err := h.st.InTx(h.ctx, func(tx *store.Tx) error {
+		for i := range ms {
+			if _, err := tx.Exec(h.ctx, `UPDATE messages_out SET status = 'sent', sent_at = ? WHERE id = ?`, h.now, ms[i].ID); err != nil {
+				return err
+			}
+			now := h.now
+			ms[i].SentAt = &now
+		}
+		return AfterSentBatch(h.ctx, tx, h.rt, ms, func() time.Time { return h.now })
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// A group of sends recorded together leaves every enrollment and contact
+// as recording them one by one does: the next step due after its delay, a
+// stopped enrollment left stopped, the last step finishing the sequence
+// with its on_finish stage.
+func TestSentGroupAdvancesLikeOneByOne(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, dialect string) {
+		type state struct {
+			Status, Stage string
+			Step          int
+			Due           string
+		}
+		run := func(group bool) []state {
+			h := setup(t, dialect, 50, "0s", "0s")
+			var cs []store.Contact
+			for i, tz := range []string{"Europe/Amsterdam", "America/New_York", "Europe/Amsterdam"} {
+				cs = append(cs, h.contact(fmt.Sprintf("c%d@example.org", i), tz, "Acme"))
+			}
+			snapshot := func() []state {
+				var out []state
+				for _, c := range cs {
+					e := h.enrollment(c.ID)
+					got, err := h.st.ContactByEmail(h.ctx, c.Email)
+					if err != nil {
+						t.Fatal(err)
+					}
+					st := state{Status: e.Status, Stage: got.Stage, Step: e.Step}
+					if e.DueAt != nil {
+						st.Due = e.DueAt.Format(time.RFC3339)
+					}
+					out = append(out, st)
+				}
+				return out
+			}
+			send := h.send
+			if group {
+				send = h.sendGroup
+			}
+			if n := h.pass(); n != 2 { // New York's window opens later
+				t.Fatalf("first pass queued %d, want 2", n)
+			}
+			// A reply stopped the third contact's enrollment before its
+			// send was recorded.
+			if _, err := h.st.Unenroll(h.ctx, cs[2].Email, "", "replied"); err != nil {
+				t.Fatal(err)
+			}
+			send()
+			out := snapshot()
+			h.now = h.now.Add(7 * 24 * time.Hour)
+			h.pass()
+			send() // the last step: on_finish sets the stage
+			out = append(out, snapshot()...)
+			return out
+		}
+		one, group := run(false), run(true)
+		if fmt.Sprint(one) != fmt.Sprint(group) {
+			t.Fatalf("recorded one by one: %+v\nrecorded as a group: %+v", one, group)
+		}
+		if one[3].Status != store.EnrollmentFinished || one[3].Stage != "prospect" || one[5].Status != store.EnrollmentStopped || one[0].Step != 1 || one[0].Due == "" {
+			t.Fatalf("unexpected end state %+v", one)
+		}
+	})
+}

@@ -29,6 +29,10 @@ type Hooks struct {
 	// Sent runs when a message is recorded sent (also when reconcile finds
 	// it in Sent), e.g. to advance the enrollment.
 	Sent func(tx *store.Tx, m store.MessageOut) error
+	// SentBatch runs when a group of messages is recorded sent in one
+	// transaction (a busy outbox records its sends in groups); nil runs
+	// Sent for each.
+	SentBatch func(tx *store.Tx, ms []store.MessageOut) error
 	// Failed runs when a message is recorded failed; hardBounce says the
 	// recipient was refused for good and has been suppressed.
 	Failed func(tx *store.Tx, m store.MessageOut, hardBounce bool) error
@@ -54,8 +58,9 @@ type Options struct {
 	// HeloName is the EHLO name; empty is the host name.
 	HeloName string
 
-	// BatchSize is how many messages one claim takes; default 4 per
-	// connection.
+	// BatchSize is how many messages one claim takes. By default a claim
+	// takes 4 per connection, and while claims come back full (a backlog)
+	// twice as many as the last one, up to 32 per connection.
 	BatchSize int
 	// PollInterval is how often an idle account looks for due messages
 	// without being notified; default 1m.
@@ -136,6 +141,8 @@ type Service struct {
 	loops   sync.WaitGroup
 	// inflight counts RunOnce calls, which Stop also waits for.
 	inflight sync.WaitGroup
+	// recording counts the goroutines recording sends (see record).
+	recording sync.WaitGroup
 	// stopping is closed by Stop: workers take no new message.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -155,6 +162,11 @@ type account struct {
 	slots chan *conn
 	// reconMu serialises reconcile runs of the account.
 	reconMu sync.Mutex
+	// recMu guards recPending, the sends accepted by the server and not
+	// yet recorded, and recRunning, whether a goroutine is recording them.
+	recMu      sync.Mutex
+	recPending []sentItem
+	recRunning bool
 	// imapTokens is the IMAP login's oauth2_token_command, made on first use.
 	imapTokensOnce sync.Once
 	imapTokens     *tokenSource
@@ -319,6 +331,7 @@ func (s *Service) Stop() {
 	}
 	s.loops.Wait()
 	s.inflight.Wait()
+	s.recording.Wait()
 	for _, name := range s.order {
 		s.accounts[name].closeConns(0)
 	}
@@ -361,16 +374,9 @@ func (s *Service) accountLoop(ctx context.Context, a *account) {
 		case <-a.wake:
 		case <-timer.C:
 		}
-		var err error
-		for {
-			var full bool
-			_, full, err = s.runBatch(ctx, a)
-			if err != nil && ctx.Err() == nil {
-				s.log.Error("sending failed", "account", a.cfg.Name, "error", err)
-			}
-			if ctx.Err() != nil || err != nil || !full {
-				break
-			}
+		err := s.drain(ctx, a)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("sending failed", "account", a.cfg.Name, "error", err)
 		}
 		// Until the next row is due, the poll interval at most; after an
 		// error, the poll interval. A row due but not claimed (locked by
@@ -444,34 +450,127 @@ func (s *Service) batchSize(a *account) int {
 	return 4 * a.cfg.SMTP.Concurrency
 }
 
+// maxBatchSize is the largest claim: BatchSize when set, else 32 per
+// connection.
+func (s *Service) maxBatchSize(a *account) int {
+	if s.opts.BatchSize > 0 {
+		return s.opts.BatchSize
+	}
+	return 32 * a.cfg.SMTP.Concurrency
+}
+
 // batch is one claim's worth of messages being sent.
 type batch struct {
 	mu      sync.Mutex
 	dialErr error // set when connecting failed: the rest is retried without dialling
 	sent    int
+	// recorded counts the batch's sends not yet recorded.
+	recorded sync.WaitGroup
 }
 
-// runBatch claims due messages and sends them over the account's
-// connections; full says the claim was as large as allowed (there may be
-// more).
+// wait waits until every send of the batch is recorded and returns how
+// many were recorded sent.
+func (b *batch) wait() int {
+	b.recorded.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sent
+}
+
+// runBatch claims due messages, sends them over the account's connections
+// and waits until their outcomes are recorded; full says the claim was as
+// large as allowed (there may be more).
 func (s *Service) runBatch(ctx context.Context, a *account) (sent int, full bool, err error) {
 	if s.isStopping() {
 		return 0, false, nil
 	}
-	limit := s.batchSize(a)
+	claimed, full, err := s.claim(ctx, a, s.batchSize(a))
+	if err != nil || len(claimed) == 0 {
+		return 0, full, err
+	}
+	return s.send(ctx, a, claimed, nil).wait(), full, nil
+}
+
+// claim takes up to limit due messages of the account (see
+// store.ClaimForSend) and logs the ones cancelled; full says the claim was
+// as large as allowed.
+func (s *Service) claim(ctx context.Context, a *account, limit int) (claimed []store.MessageOut, full bool, err error) {
 	claimed, cancelled, err := s.store.ClaimForSend(ctx, a.cfg.Name, s.now(), limit, s.opts.BlockedStages)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	for _, m := range cancelled {
 		s.log.Info("message cancelled before sending", "account", a.cfg.Name, "message_id", m.MessageID,
 			"contact_id", m.ContactID, "reason", m.LastError)
 	}
+	return claimed, len(claimed)+len(cancelled) == limit, nil
+}
+
+type claimResult struct {
+	claimed []store.MessageOut
+	full    bool
+	err     error
+}
+
+// drain sends the account's due messages until a claim comes back short.
+// With a backlog, three things overlap: the next claim is taken while a
+// batch is being sent, and a batch's sends are recorded while the next
+// one is sent; at most two batches wait to be recorded, which bounds the
+// rows a crash leaves sending.
+func (s *Service) drain(ctx context.Context, a *account) error {
+	if s.isStopping() {
+		return nil
+	}
+	limit := s.batchSize(a)
+	claimed, full, err := s.claim(ctx, a, limit)
+	var prev *batch
+	for err == nil && (len(claimed) > 0 || full) {
+		var next chan claimResult
+		var tail func()
+		if full && !s.isStopping() && ctx.Err() == nil {
+			limit = min(2*limit, s.maxBatchSize(a))
+			next = make(chan claimResult, 1)
+			// Claimed late, when a quarter of this batch is left to hand
+			// out: a claimed row not yet attempted becomes uncertain if the
+			// process dies, so the next batch should wait claimed as
+			// briefly as possible.
+			tail = func() {
+				go func(limit int) {
+					c, f, err := s.claim(ctx, a, limit)
+					next <- claimResult{c, f, err}
+				}(limit)
+			}
+		}
+		b := s.send(ctx, a, claimed, tail)
+		if prev != nil {
+			prev.wait()
+		}
+		prev = b
+		if next == nil {
+			break
+		}
+		r := <-next
+		claimed, full, err = r.claimed, r.full, r.err
+	}
+	if prev != nil {
+		prev.wait()
+	}
+	return err
+}
+
+// send sends claimed messages over the account's connections and returns
+// once each was attempted; their outcomes may still be being recorded
+// (batch.wait). tail, when not nil, is called once, when a quarter of the
+// messages is left to hand to the connections.
+func (s *Service) send(ctx context.Context, a *account, claimed []store.MessageOut, tail func()) *batch {
+	b := &batch{}
 	if len(claimed) == 0 {
-		return 0, len(cancelled) == limit, nil
+		if tail != nil {
+			tail()
+		}
+		return b
 	}
 	jobs := make(chan store.MessageOut)
-	b := &batch{}
 	var wg sync.WaitGroup
 	for range min(a.cfg.SMTP.Concurrency, len(claimed)) {
 		wg.Add(1)
@@ -484,12 +583,19 @@ func (s *Service) runBatch(ctx context.Context, a *account) (sent int, full bool
 			}
 		}()
 	}
-	for _, m := range claimed {
+	for i, m := range claimed {
+		if tail != nil && len(claimed)-i <= len(claimed)/4 {
+			tail()
+			tail = nil
+		}
 		jobs <- m
 	}
 	close(jobs)
+	if tail != nil {
+		tail()
+	}
 	wg.Wait()
-	return b.sent, len(claimed)+len(cancelled) == limit, nil
+	return b
 }
 
 // bookkeeping returns the context for recording an outcome: it survives
@@ -566,16 +672,7 @@ func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m 
 	switch o.verdict {
 	case vSent:
 		sentAt := s.now()
-		if err := s.markSent(bctx, m.ID, sentAt); err != nil {
-			// Sent but not recorded: the row stays sending, becomes
-			// uncertain at the next start and is reconciled then.
-			log.Error("message sent but not recorded as sent", "error", err)
-			return
-		}
-		b.mu.Lock()
-		b.sent++
-		b.mu.Unlock()
-		log.Info("message sent", "contact_id", m.ContactID, "sequence", m.Sequence, "step", m.Step)
+		s.record(a, sentItem{m: m, at: sentAt, b: b, log: log})
 		if a.saveToSent() {
 			if err := s.appendToSent(bctx, a, msg, sentAt); err != nil {
 				log.Warn("message sent, but its copy could not be saved to Sent", "error", err)
@@ -599,6 +696,135 @@ func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m 
 			}
 		}
 	}
+}
+
+// sentItem is a message the server accepted, waiting to be recorded.
+type sentItem struct {
+	m   store.MessageOut
+	at  time.Time
+	b   *batch
+	log *slog.Logger
+}
+
+// maxRecordGroup bounds how many sends one transaction records.
+const maxRecordGroup = 500
+
+// record hands a message the server accepted to the account's recorder: a
+// goroutine, started when none is running, that records whatever has
+// piled up in one transaction, then what piled up meanwhile, and so on. A
+// lone send is recorded at once; under load, one commit covers many sends
+// (on Postgres each statement is a round trip, and recording one send
+// took ~7 of them).
+func (s *Service) record(a *account, it sentItem) {
+	it.b.recorded.Add(1)
+	a.recMu.Lock()
+	a.recPending = append(a.recPending, it)
+	start := !a.recRunning
+	a.recRunning = true
+	a.recMu.Unlock()
+	if start {
+		s.recording.Add(1)
+		go func() {
+			defer s.recording.Done()
+			s.recordLoop(a)
+		}()
+	}
+}
+
+func (s *Service) recordLoop(a *account) {
+	for {
+		a.recMu.Lock()
+		items := a.recPending
+		if len(items) > maxRecordGroup {
+			items, a.recPending = items[:maxRecordGroup], items[maxRecordGroup:]
+		} else {
+			a.recPending = nil
+		}
+		if len(items) == 0 {
+			a.recRunning = false
+			a.recMu.Unlock()
+			return
+		}
+		a.recMu.Unlock()
+		s.recordSent(items)
+	}
+}
+
+// recordSent records a group of sends in one transaction, trying again
+// briefly if the database fails, and then one by one, so that a row the
+// group cannot record does not hold back the others. A send that cannot be
+// recorded stays sending, becomes uncertain and is reconciled.
+func (s *Service) recordSent(items []sentItem) {
+	defer func() {
+		for _, it := range items {
+			it.b.recorded.Done()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
+	defer cancel()
+	sends := make([]store.SentMessage, len(items))
+	for i, it := range items {
+		sends[i] = store.SentMessage{ID: it.m.ID, At: it.at}
+	}
+	var recorded []store.MessageOut
+	var err error
+	for try := range 3 {
+		if recorded, err = s.store.MarkSentBatch(ctx, sends, s.sentBatchHook()); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		s.log.Warn("unable to record a group of sends; recording them one by one", "count", len(items), "error", err)
+		for _, it := range items {
+			if err := s.markSent(ctx, it.m.ID, it.at); err != nil {
+				it.log.Error("message sent but not recorded as sent", "error", err)
+				continue
+			}
+			s.sentRecorded(it)
+		}
+		return
+	}
+	ok := make(map[int64]bool, len(recorded))
+	for _, m := range recorded {
+		ok[m.ID] = true
+	}
+	for _, it := range items {
+		if !ok[it.m.ID] {
+			it.log.Error("message sent but not recorded as sent: it is no longer sending")
+			continue
+		}
+		s.sentRecorded(it)
+	}
+}
+
+func (s *Service) sentRecorded(it sentItem) {
+	it.b.mu.Lock()
+	it.b.sent++
+	it.b.mu.Unlock()
+	it.log.Info("message sent", "contact_id", it.m.ContactID, "sequence", it.m.Sequence, "step", it.m.Step)
+}
+
+// sentBatchHook is Hooks.SentBatch, or Hooks.Sent for each message.
+func (s *Service) sentBatchHook() store.BatchHook {
+	h := s.opts.Hooks
+	switch {
+	case h.SentBatch != nil:
+		return h.SentBatch
+	case h.Sent != nil:
+		return func(tx *store.Tx, ms []store.MessageOut) error {
+			for _, m := range ms {
+				if err := h.Sent(tx, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // markSent records a message the server accepted, trying again briefly

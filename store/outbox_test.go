@@ -94,6 +94,9 @@ var outboxCases = []struct {
 	{"claim_due_in_queue_order", testClaimDueInQueueOrder},
 	{"cancel_reasons", testCancelReasons},
 	{"mark_sent_runs_hook_in_tx", testMarkSentHook},
+	{"mark_sent_batch_records_each_once", testMarkSentBatch},
+	{"advance_never_undoes_a_stop", testAdvanceNeverUndoesAStop},
+	{"insert_messages_once_per_step", testInsertMessagesOutOnce},
 	{"retry_and_unclaim", testRetryAndUnclaim},
 	{"hard_bounce_suppresses", testHardBounce},
 	{"uncertain_expire_requeue", testUncertainExpireRequeue},
@@ -259,6 +262,136 @@ func testMarkSentHook(t *testing.T, s *Store) {
 	d := decode(t, last.Data)
 	if last.Type != EventSent || d["message_id"] != m.MessageID || d["subject"] != "Step 0" || d["sequence"] != "intro" || d["step"] != float64(0) {
 		t.Fatalf("sent event = %s %s", last.Type, last.Data)
+	}
+}
+
+// A group of sends is recorded as MarkSent records each: its own sent_at,
+// one "sent" event per message, the hook once with all of them, all or
+// nothing; a row another replica recorded meanwhile is left out.
+func testMarkSentBatch(t *testing.T, s *Store) {
+	now := time.Now()
+	var fs []obFixture
+	var ms []MessageOut
+	for i := range 3 {
+		f := obSeed(t, s, fmt.Sprintf("p%d@example.com", i))
+		fs = append(fs, f)
+		ms = append(ms, f.queue(t, 0, now))
+	}
+	obClaim(t, s, now, 10)
+	// The third was recorded by someone else first.
+	if err := s.MarkSent(ctx, ms[2].ID, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	sends := []SentMessage{{ms[1].ID, now.Add(2 * time.Second)}, {ms[0].ID, now.Add(time.Second)}, {ms[2].ID, now}}
+
+	boom := errors.New("boom")
+	if _, err := s.MarkSentBatch(ctx, sends, func(tx *Tx, got []MessageOut) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("MarkSentBatch with failing hook = %v, want boom", err)
+	}
+	for _, m := range ms[:2] {
+		if got := obMessage(t, s, m.ID); got.Status != MessageSending {
+			t.Fatalf("after rollback %s is %s, want sending", m.MessageID, got.Status)
+		}
+	}
+
+	var hooked []int64
+	recorded, err := s.MarkSentBatch(ctx, sends, func(tx *Tx, got []MessageOut) error {
+		for _, m := range got {
+			if m.Status != MessageSent {
+				t.Errorf("hook saw %s with status %s", m.MessageID, m.Status)
+			}
+			hooked = append(hooked, m.ID)
+		}
+		return tx.SetEnrollmentStatus(ctx, got[0].EnrollmentID, EnrollmentFinished)
+	})
+	if err != nil {
+		t.Fatalf("MarkSentBatch: %v", err)
+	}
+	if want := []int64{ms[1].ID, ms[0].ID}; !slices.Equal(obIDs(recorded), want) || !slices.Equal(hooked, want) {
+		t.Fatalf("recorded %v, hook saw %v, want %v (the caller's order, without the row sent already)", obIDs(recorded), hooked, want)
+	}
+	for i, at := range []time.Time{now.Add(time.Second), now.Add(2 * time.Second)} {
+		got := obMessage(t, s, ms[i].ID)
+		if got.Status != MessageSent || got.SentAt == nil || !got.SentAt.Equal(dbTime(at)) {
+			t.Errorf("%s: %s sent_at %v, want sent at %v", got.MessageID, got.Status, got.SentAt, dbTime(at))
+		}
+		var sent int
+		for _, ev := range timeline(t, s, fs[i].contactID) {
+			if ev.Type == EventSent && decode(t, ev.Data)["message_id"] == ms[i].MessageID {
+				sent++
+			}
+		}
+		if sent != 1 {
+			t.Errorf("%s has %d sent events, want 1", ms[i].MessageID, sent)
+		}
+	}
+	if e, _ := s.EnrollmentByID(ctx, fs[1].enrollment); e.Status != EnrollmentFinished {
+		t.Errorf("the hook's change was not committed: enrollment %s", e.Status)
+	}
+	if got, err := s.MarkSentBatch(ctx, sends, nil); err != nil || len(got) != 0 {
+		t.Errorf("recording the group again = %v, %v; want nothing recorded", obIDs(got), err)
+	}
+}
+
+// A reply stops an enrollment while its send is being recorded: the
+// recorded progress must not make it live again.
+func testAdvanceNeverUndoesAStop(t *testing.T, s *Store) {
+	now := time.Now()
+	live := obSeed(t, s, "live@example.com")
+	stopped := obSeed(t, s, "stopped@example.com")
+	if err := s.SetEnrollmentStatus(ctx, stopped.enrollment, EnrollmentStopped); err != nil {
+		t.Fatal(err)
+	}
+	due := now.Add(72 * time.Hour)
+	err := s.InTx(ctx, func(tx *Tx) error {
+		return tx.AdvanceEnrollments(ctx, []EnrollmentProgress{
+			{ID: live.enrollment, Step: 1, Variant: "b", DueAt: &due, LastSentAt: &now},
+			{ID: stopped.enrollment, Step: 1, Variant: "b", DueAt: &due, LastSentAt: &now},
+		})
+	})
+	if err != nil {
+		t.Fatalf("AdvanceEnrollments: %v", err)
+	}
+	e, _ := s.EnrollmentByID(ctx, live.enrollment)
+	if e.Status != EnrollmentActive || e.Step != 1 || e.Variant != "b" || e.DueAt == nil || !e.DueAt.Equal(dbTime(due)) || e.LastSentAt == nil {
+		t.Errorf("live enrollment = %+v, want step 1 variant b due %v", e, dbTime(due))
+	}
+	e, _ = s.EnrollmentByID(ctx, stopped.enrollment)
+	if e.Status != EnrollmentStopped || e.Step != 0 || e.DueAt != nil {
+		t.Errorf("stopped enrollment = %s step %d due %v, want it left stopped at step 0", e.Status, e.Step, e.DueAt)
+	}
+}
+
+// Queuing many steps at once keeps the one-message-per-step rule: a step
+// that already has a live message gets no second one, and only the new
+// rows are reported.
+func testInsertMessagesOutOnce(t *testing.T, s *Store) {
+	now := time.Now()
+	a := obSeed(t, s, "a@example.com")
+	b := obSeed(t, s, "b@example.com")
+	a.queue(t, 0, now)
+	msg := func(f obFixture, id string) MessageOut {
+		return MessageOut{EnrollmentID: f.enrollment, Step: 0, ContactID: f.contactID, Account: "main",
+			MessageID: id, Subject: "Hi", Sequence: "intro", Template: "t", ToAddr: f.email,
+			FromAddr: "me@seller.test", BodyText: "hello", NextAttemptAt: &now}
+	}
+	var inserted map[int64]int64
+	err := s.InTx(ctx, func(tx *Tx) (err error) {
+		inserted, err = tx.InsertMessagesOutOnce(ctx, []MessageOut{msg(a, "second@seller.test"), msg(b, "first@seller.test")})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("InsertMessagesOutOnce: %v", err)
+	}
+	if len(inserted) != 1 || inserted[b.enrollment] == 0 {
+		t.Fatalf("inserted = %v, want only enrollment %d", inserted, b.enrollment)
+	}
+	got := obMessage(t, s, inserted[b.enrollment])
+	if got.MessageID != "first@seller.test" || got.Status != MessageQueued || got.ThreadRoot != "" {
+		t.Errorf("queued row = %s %s thread_root %q", got.MessageID, got.Status, got.ThreadRoot)
+	}
+	if _, err := s.MessageOutByMessageID(ctx, "second@seller.test"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a second message for a queued step was inserted (err %v)", err)
 	}
 }
 
