@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -845,4 +846,55 @@ func TestTLSModesNeverFallBackToPlaintext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A backlog drained by the running loop — claims growing, the next claimed
+// while one is handed out, sends recorded in groups — delivers every
+// message once, records each sent with the hook run once for it, and
+// leaves nothing sending.
+func TestGuarantee1_NoStepSentTwice_BacklogRecordedInGroups(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		var batches, hooked []int
+		e := newEnv(t, st, func(e *env) {
+			e.acct.SMTP.Concurrency = 3
+			e.opts.Hooks.SentBatch = func(tx *store.Tx, ms []store.MessageOut) error {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				batches = append(batches, len(ms))
+				for _, m := range ms {
+					e.sentHooks = append(e.sentHooks, m.MessageID)
+					hooked = append(hooked, int(m.ID))
+				}
+				return nil
+			}
+		})
+		const n = 150
+		var ms []store.MessageOut
+		for i := range n {
+			ms = append(ms, e.queue(fmt.Sprintf("b%d@example.com", i), "B"))
+		}
+		if err := e.svc.Start(bg); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for e.sink.Count(smtptest.Delivered) < n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		e.svc.Stop()
+		for _, m := range ms {
+			e.wantStatus(m.ID, store.MessageSent)
+			if got := len(e.delivered(m.MessageID)); got != 1 {
+				t.Errorf("%s delivered %d times", m.MessageID, got)
+			}
+		}
+		sent, _ := e.hooks()
+		if len(sent) != n || len(hooked) != n {
+			t.Fatalf("the sent hook ran for %d messages (%d ids), want %d", len(sent), len(hooked), n)
+		}
+		slices.Sort(hooked)
+		if len(slices.Compact(hooked)) != n {
+			t.Fatalf("the sent hook ran more than once for a message")
+		}
+		t.Logf("%d messages recorded in %d groups", n, len(batches))
+	})
 }
