@@ -753,8 +753,9 @@ func (s *Service) recordLoop(a *account) {
 }
 
 // recordSent records a group of sends in one transaction, trying again
-// briefly if the database fails, and then one by one, so that a row the
-// group cannot record does not hold back the others. A send that cannot be
+// briefly if the database fails, and then one by one (markSent waits for a
+// database that is down, up to StoreTimeout), so that a row the group
+// cannot record does not hold back the others. A send that cannot be
 // recorded stays sending, becomes uncertain and is reconciled.
 func (s *Service) recordSent(items []sentItem) {
 	defer func() {
@@ -829,21 +830,24 @@ func (s *Service) sentBatchHook() store.BatchHook {
 	return nil
 }
 
-// markSent records a message the server accepted, trying again briefly
-// if the database fails: a sent message left sending becomes uncertain.
+// markSent records a message the server accepted, trying again with a
+// growing pause until ctx ends: a database that restarts (a failover, a
+// crash) is back within seconds, and a send recorded late is better than
+// one left sending, which becomes uncertain.
 func (s *Service) markSent(ctx context.Context, id int64, sentAt time.Time) error {
-	var err error
-	for try := range 3 {
-		if err = s.store.MarkSent(ctx, id, sentAt, s.opts.Hooks.Sent); err == nil || errors.Is(err, store.ErrWrongStatus) || errors.Is(err, store.ErrNotFound) {
+	pause := 200 * time.Millisecond
+	for {
+		err := s.store.MarkSent(ctx, id, sentAt, s.opts.Hooks.Sent)
+		if err == nil || errors.Is(err, store.ErrWrongStatus) || errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 2*time.Second)
 	}
-	return err
 }
 
 func (a *account) saveToSent() bool {
