@@ -30,9 +30,9 @@ type ingestResult struct {
 
 // runIngest fills a real Dovecot mailbox with n messages, then times the
 // inbox watcher reading it from scratch (RunOnce passes, the daemon's
-// Ingestor as handler: classify, match, store, one transaction per
-// message), beside one go-imap UID FETCH of the same items without the
-// body over the same mailbox.
+// Ingestor as handler and batch handler: classify, match, store, one
+// transaction per fetched batch), beside one go-imap UID FETCH of the same
+// items without the body over the same mailbox.
 func runIngest(e *env, n int) (any, error) {
 	dv, err := dovecottest.New()
 	if err != nil {
@@ -74,6 +74,7 @@ func runIngest(e *env, n int) (any, error) {
 			_, err := ing.Ingest(ctx, tx, daemon.InboundOf(m))
 			return err
 		},
+		Batch: ing.Batch(nil),
 	})
 	if err != nil {
 		return nil, err

@@ -366,17 +366,25 @@ func (d *Daemon) mailboxLoop(ctx context.Context, a config.Account) {
 
 func (d *Daemon) watch(ctx context.Context, a config.Account, lease *store.Lease, log *slog.Logger) {
 	ws := &watcherState{}
+	// Each message recorded, one by one or with its batch.
+	observe := func(m inbox.Message) {
+		if !m.InternalDate.IsZero() {
+			d.metrics.ObserveReplyDetection(d.opts.Now().Sub(m.InternalDate))
+		}
+	}
 	io := inbox.Options{
 		// The watcher names its account in every line itself.
 		Store: d.st, Account: a, Logger: d.log.With("service", "inbox"), Now: d.opts.Now,
 		Prepare: d.ingest.Prepare,
 		Handler: func(ctx context.Context, tx *store.Tx, m inbox.Message) error {
 			res, err := d.ingest.Ingest(ctx, tx, InboundOf(m))
-			if err == nil && !res.Duplicate && !m.InternalDate.IsZero() {
-				d.metrics.ObserveReplyDetection(d.opts.Now().Sub(m.InternalDate))
+			if err == nil && !res.Duplicate {
+				observe(m)
 			}
 			return err
 		},
+		// Mail that matches nobody is recorded a batch at a time.
+		Batch: d.ingest.Batch(observe),
 		OnConnState: func(up bool) {
 			ws.connected.Store(up)
 			d.metrics.SetIMAPConnected(a.Name, up)

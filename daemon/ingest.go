@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -99,24 +100,14 @@ func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingest
 	if in.Now != nil {
 		now = in.Now()
 	}
-	var res replies.Result
-	if m.Classified != nil {
-		res = *m.Classified
-	} else {
-		res = in.Classify(m.Raw, m.Received)
-	}
+	res := in.result(m)
 	out := Ingested{Result: res}
 
 	c, msg, err := in.match(ctx, tx, m.Account, res)
 	if err != nil {
 		return out, err
 	}
-	row := store.MessageIn{
-		Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
-		MessageID: res.MessageID, FromAddr: res.From, Subject: truncate(res.Subject, 500),
-		Kind: string(res.Kind), Intent: string(res.Intent), BounceClass: res.BounceClass,
-		Excerpt: truncate(res.Text, excerptLimit), ReceivedAt: m.Received,
-	}
+	row := rowOf(m, res)
 	if c != nil {
 		row.ContactID = &c.ID
 	}
@@ -181,16 +172,49 @@ func (in *Ingestor) Ingest(ctx context.Context, tx *store.Tx, m Inbound) (Ingest
 	return out, err
 }
 
+// result is m's classification, the one Prepare made when it ran.
+func (in *Ingestor) result(m Inbound) replies.Result {
+	if m.Classified != nil {
+		return *m.Classified
+	}
+	return in.Classify(m.Raw, m.Received)
+}
+
+// rowOf is the messages_in row of m, tied to nothing yet.
+func rowOf(m Inbound, res replies.Result) store.MessageIn {
+	return store.MessageIn{
+		Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+		MessageID: res.MessageID, FromAddr: res.From, Subject: truncate(res.Subject, 500),
+		Kind: string(res.Kind), Intent: string(res.Intent), BounceClass: res.BounceClass,
+		Excerpt: truncate(res.Text, excerptLimit), ReceivedAt: m.Received,
+	}
+}
+
+// matchIDs are the Message-IDs match looks for among the messages sent,
+// in its order: a bounce's returned Message-ID, then In-Reply-To and
+// References.
+func matchIDs(res replies.Result) []string {
+	if res.Kind == replies.KindBounce && res.OriginalMessageID != "" {
+		return append([]string{res.OriginalMessageID}, res.InReplyTo...)
+	}
+	return res.InReplyTo
+}
+
+// matchAddr is the address match falls back on: a bounce's failed
+// recipient, or the sender.
+func matchAddr(res replies.Result) string {
+	if res.Kind == replies.KindBounce {
+		return res.Recipient
+	}
+	return res.From
+}
+
 // match ties a message to a contact: through the message it answers
 // (In-Reply-To/References, or a bounce's returned Message-ID), a bounce's
 // failed recipient, or the sender's address when that contact is enrolled
-// on this account.
+// on this account. Unmatched answers the same question for many messages.
 func (in *Ingestor) match(ctx context.Context, tx *store.Tx, account string, res replies.Result) (*store.Contact, *store.MessageOut, error) {
-	ids := res.InReplyTo
-	if res.Kind == replies.KindBounce && res.OriginalMessageID != "" {
-		ids = append([]string{res.OriginalMessageID}, ids...)
-	}
-	for _, id := range ids {
+	for _, id := range matchIDs(res) {
 		mo, err := tx.MessageOutByMessageID(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -204,10 +228,7 @@ func (in *Ingestor) match(ctx context.Context, tx *store.Tx, account string, res
 		}
 		return &c, &mo, nil
 	}
-	addr := res.From
-	if res.Kind == replies.KindBounce {
-		addr = res.Recipient
-	}
+	addr := matchAddr(res)
 	if addr == "" {
 		return nil, nil, nil
 	}
@@ -231,6 +252,128 @@ func (in *Ingestor) match(ctx context.Context, tx *store.Tx, account string, res
 		}
 	}
 	return nil, nil, nil
+}
+
+// Unmatched reports, for each of ms, whether match would tie it to
+// nothing now: no message sent that it answers, and no contact by its
+// address that match would take. It asks two queries for all of ms where
+// match asks two or three per message. Ingest records such a message and
+// does nothing else, which RecordUnmatched does for many at once.
+func (in *Ingestor) Unmatched(ctx context.Context, tx *store.Tx, ms []Inbound) ([]bool, error) {
+	rs := make([]replies.Result, len(ms))
+	var ids []string
+	for i, m := range ms {
+		rs[i] = in.result(m)
+		ids = append(ids, matchIDs(rs[i])...)
+	}
+	sent, err := tx.OutboundMessageIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(ms))
+	// Messages answering nothing sent that name an address, by account
+	// (the watcher's batches have one).
+	byAccount := map[string][]int{}
+	var accounts []string
+	for i, res := range rs {
+		if slices.ContainsFunc(matchIDs(res), func(id string) bool { return sent[id] }) {
+			continue
+		}
+		if matchAddr(res) == "" {
+			out[i] = true
+			continue
+		}
+		a := ms[i].Account
+		if _, ok := byAccount[a]; !ok {
+			accounts = append(accounts, a)
+		}
+		byAccount[a] = append(byAccount[a], i)
+	}
+	for _, a := range accounts {
+		addrs := make([]string, 0, len(byAccount[a]))
+		for _, i := range byAccount[a] {
+			addrs = append(addrs, matchAddr(rs[i]))
+		}
+		live, err := tx.ContactsLiveOn(ctx, a, addrs)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range byAccount[a] {
+			isLive, contact := live[matchAddr(rs[i])]
+			// A bounce matches any contact, anything else one enrolled on
+			// this account.
+			out[i] = !contact || (!isLive && rs[i].Kind != replies.KindBounce)
+		}
+	}
+	return out, nil
+}
+
+// RecordUnmatched records ms as Ingest records a message that matches
+// nobody, in multi-row inserts: each must have been called unmatched by
+// Unmatched in tx, with nothing changed since. A message whose mailbox UID
+// is already recorded is a Duplicate, as in Ingest. OnIngested is called
+// for each message recorded.
+func (in *Ingestor) RecordUnmatched(ctx context.Context, tx *store.Tx, ms []Inbound) ([]Ingested, error) {
+	out := make([]Ingested, len(ms))
+	rows := make([]store.MessageIn, len(ms))
+	for i, m := range ms {
+		out[i].Result = in.result(m)
+		rows[i] = rowOf(m, out[i].Result)
+	}
+	ids, err := tx.InsertMessagesInOnce(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Duplicate = ids[i] == 0
+		if !out[i].Duplicate && in.OnIngested != nil {
+			in.OnIngested(out[i].Result, false)
+		}
+	}
+	return out, nil
+}
+
+// Batch is the watcher's inbox.Options.Batch for this Ingestor, to go
+// with a Handler that calls Ingest: the messages of a fetched batch that
+// match nobody are recorded with Unmatched and RecordUnmatched, a few
+// statements for the whole batch, and the others are left to Ingest.
+// observe, when not nil, is called with each message recorded (not a
+// Duplicate), as the daemon's Handler observes each message Ingest
+// records.
+func (in *Ingestor) Batch(observe func(inbox.Message)) inbox.BatchHandler {
+	return &ingestBatch{in: in, observe: observe}
+}
+
+type ingestBatch struct {
+	in      *Ingestor
+	observe func(inbox.Message)
+}
+
+func (b *ingestBatch) Simple(ctx context.Context, tx *store.Tx, msgs []inbox.Message) ([]bool, error) {
+	return b.in.Unmatched(ctx, tx, inboundsOf(msgs))
+}
+
+func (b *ingestBatch) Record(ctx context.Context, tx *store.Tx, msgs []inbox.Message) error {
+	res, err := b.in.RecordUnmatched(ctx, tx, inboundsOf(msgs))
+	if err != nil {
+		return err
+	}
+	if b.observe != nil {
+		for i, r := range res {
+			if !r.Duplicate {
+				b.observe(msgs[i])
+			}
+		}
+	}
+	return nil
+}
+
+func inboundsOf(msgs []inbox.Message) []Inbound {
+	out := make([]Inbound, len(msgs))
+	for i, m := range msgs {
+		out[i] = InboundOf(m)
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

@@ -1,5 +1,6 @@
 // Package inbox watches an account's IMAP folders for replies and hands every
-// new message to a Handler, exactly once per message that commits.
+// new message to a Handler, exactly once per message that commits (or, for
+// the messages an optional BatchHandler takes, to it, a batch at a time).
 //
 // The watcher never changes the mailbox (guarantee 4): folders are opened
 // with EXAMINE, bodies are fetched with BODY.PEEK, and no STORE, COPY, MOVE,
@@ -66,6 +67,32 @@ type Message struct {
 // KindIgnored itself.
 type Handler func(ctx context.Context, tx *store.Tx, m Message) error
 
+// BatchHandler lets the Handler's owner do its database work for many
+// messages of a fetched batch at once, for the messages that need nothing
+// but a messages_in row (on a busy mailbox, most of them: mail that matches
+// nobody). The watcher still runs Handler, one message at a time in UID
+// order, for every other message, and the result must be the same as if
+// Handler had run for each message in turn.
+//
+// Both methods run inside the batch's transaction. When one fails (or
+// panics), the transaction is rolled back and the batch is done again with
+// Handler for every message: a failure here costs speed, not messages.
+type BatchHandler interface {
+	// Simple reports, for each of msgs (in UID order, none of them
+	// stored yet), whether Handler, run now, would do nothing for it but
+	// store its messages_in row; the answer is a slice as long as msgs.
+	// It must not write. The watcher asks again about the messages still
+	// waiting after Handler ran for another one, since Handler may change
+	// what they match (a referral creating a contact).
+	Simple(ctx context.Context, tx *store.Tx, msgs []Message) ([]bool, error)
+	// Record does what Handler would do for each of msgs, in UID order:
+	// all of them were called simple by Simple in this transaction, and
+	// no Handler ran since. Like Handler it is expected to store each
+	// message in messages_in; the watcher stores a KindIgnored row for
+	// any it did not.
+	Record(ctx context.Context, tx *store.Tx, msgs []Message) error
+}
+
 // Kinds of the messages_in rows the watcher writes itself.
 const (
 	// KindError marks a message the handler failed on MaxFailures times.
@@ -81,11 +108,20 @@ type Options struct {
 	Store   *store.Store
 	Account config.Account
 	Handler Handler
-	// Prepare, when set, runs on each fetched message before Handler, in
-	// the goroutine that fetches the next batch while the current one is
-	// committed, and its result reaches Handler as Message.Prepared: pure
-	// work (parsing, classifying) overlaps with the database's. It must not
-	// touch the database.
+	// Batch, when set, records the messages of a fetched batch that need
+	// no per-message work in a few statements instead of calling Handler
+	// for each (see BatchHandler). A message that arrives alone (IDLE)
+	// always goes to Handler.
+	Batch BatchHandler
+	// Prepare, when set, runs on each fetched message before Handler, on
+	// a goroutine of its own while the rest of the batch is fetched and
+	// earlier batches are committed, and its result reaches Handler (and
+	// Batch) as Message.Prepared: pure work (parsing, classifying)
+	// overlaps with the server's and the database's. It must not touch
+	// the database, and may run for several batches at once.
+	//
+	// (Prepare runs beside the reading of the FETCH, not in it: a slow
+	// Prepare must not look like a dead server to the command watchdog.)
 	Prepare func(m Message) any
 	// Logger receives connection and error messages; nil discards them.
 	Logger *slog.Logger

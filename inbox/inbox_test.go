@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -484,4 +485,273 @@ func TestPrepareReachesTheHandler(t *testing.T) {
 			}
 		}
 	})
+}
+
+// batcher is a BatchHandler over recorder: it records itself, as kind
+// "batch", every message whose Message-ID does not name the handler, and
+// the messages whose Message-ID says "late" only until the handler has
+// seen a message that says "turn" (what a referral does to the lead's
+// later replies). fail, when set, makes a method fail.
+type batcher struct {
+	rec     *recorder
+	mu      sync.Mutex
+	turned  bool
+	simple  [][]uint32 // UIDs asked about, per call
+	records [][]uint32 // UIDs recorded, per call
+	fail    func(method string, call int) error
+}
+
+func (b *batcher) Simple(ctx context.Context, tx *store.Tx, msgs []inbox.Message) ([]bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var uids []uint32
+	out := make([]bool, len(msgs))
+	for i, m := range msgs {
+		uids = append(uids, m.UID)
+		out[i] = !strings.Contains(m.MessageID, "handler") && !(b.turned && strings.Contains(m.MessageID, "late"))
+	}
+	b.simple = append(b.simple, uids)
+	if b.fail != nil {
+		if err := b.fail("simple", len(b.simple)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (b *batcher) Record(ctx context.Context, tx *store.Tx, msgs []inbox.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var uids []uint32
+	rows := make([]store.MessageIn, len(msgs))
+	for i, m := range msgs {
+		uids = append(uids, m.UID)
+		rows[i] = store.MessageIn{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+			MessageID: m.MessageID, Kind: "batch", ReceivedAt: m.InternalDate}
+	}
+	b.records = append(b.records, uids)
+	if b.fail != nil {
+		if err := b.fail("record", len(b.records)); err != nil {
+			return err
+		}
+	}
+	_, err := tx.InsertMessagesInOnce(ctx, rows)
+	return err
+}
+
+// handle is the recorder's handler, which also turns the batcher on the
+// message that says so.
+func (b *batcher) handle(ctx context.Context, tx *store.Tx, m inbox.Message) error {
+	if err := b.rec.handle(ctx, tx, m); err != nil {
+		return err
+	}
+	if strings.Contains(m.MessageID, "turn") {
+		b.mu.Lock()
+		b.turned = true
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// The watcher hands Batch the messages it may record set-based and Handler
+// the others, in UID order: a duplicate Message-ID is recorded once, and
+// after Handler ran Batch is asked again about the messages still waiting.
+func TestBatchRecordsTheRestInOrder(t *testing.T) {
+	forServersAndDBs(t, func(t *testing.T, start func(t *testing.T) mailServer, dialect string) {
+		srv := start(t)
+		s := openStore(t, dialect)
+		tags := []string{"b1", "b2", "handler-turn", "b1", "late-1", "b3", "handler-2", "late-2", "b4"}
+		for _, tag := range tags {
+			srv.deliver(message(tag))
+		}
+		b := &batcher{rec: newRecorder()}
+		w := newWatcher(t, srv, s, b.handle, func(im *config.IMAP, o *inbox.Options) { o.Batch = b })
+		if n, err := w.RunOnce(bg); err != nil || n != len(tags)-1 {
+			t.Fatalf("RunOnce = %d, %v; want %d (one duplicate)", n, err, len(tags)-1)
+		}
+		kinds := map[string]string{}
+		for _, r := range rows(t, s) {
+			if _, dup := kinds[r.MessageID]; dup {
+				t.Errorf("%s recorded twice", r.MessageID)
+			}
+			kinds[r.MessageID] = r.Kind
+		}
+		for tag, want := range map[string]string{
+			"b1": "batch", "b2": "batch", "b3": "batch", "b4": "batch",
+			"handler-turn": "reply", "handler-2": "reply", "late-1": "reply", "late-2": "reply",
+		} {
+			if got := kinds[tag+"@example.org"]; got != want {
+				t.Errorf("%s recorded as %q, want %q (all: %v)", tag, got, want, kinds)
+			}
+		}
+		var order []uint32
+		for _, m := range b.rec.messages() {
+			order = append(order, m.UID)
+		}
+		if want := []uint32{3, 5, 7, 8}; !slices.Equal(order, want) {
+			t.Errorf("Handler took UIDs %v, want %v", order, want)
+		}
+		// Asked about all, then again after each handler about those
+		// still waiting (late-1 and late-2 turned after UID 3); b1 and b2
+		// recorded before the first handler ran, b3 before the third, b4
+		// at the end.
+		wantSimple := [][]uint32{{1, 2, 3, 5, 6, 7, 8, 9}, {5, 6, 8, 9}, {6, 9}, {9}, {9}}
+		if fmt.Sprint(b.simple) != fmt.Sprint(wantSimple) {
+			t.Errorf("Simple asked about %v, want %v", b.simple, wantSimple)
+		}
+		if want := [][]uint32{{1, 2}, {6}, {9}}; fmt.Sprint(b.records) != fmt.Sprint(want) {
+			t.Errorf("Record took %v, want %v", b.records, want)
+		}
+		cp, err := s.Checkpoint(bg, "sales", "INBOX")
+		if all := srv.uids("INBOX"); err != nil || cp.LastUID != all[len(all)-1] {
+			t.Errorf("checkpoint %+v, %v; want the last UID of %v", cp, err, all)
+		}
+	})
+}
+
+// When Batch fails or panics, the batch is done again with Handler for
+// every message; when Handler fails, what follows its message waits for
+// it, recorded neither by Batch nor by Handler.
+func TestBatchFailuresLoseNothing(t *testing.T) {
+	forServersAndDBs(t, func(t *testing.T, start func(t *testing.T) mailServer, dialect string) {
+		for _, c := range []struct {
+			name string
+			fail func(b *batcher) func(string, int) error
+		}{
+			{"simple_fails", func(*batcher) func(string, int) error {
+				return func(method string, call int) error {
+					if method == "simple" {
+						return errBoom
+					}
+					return nil
+				}
+			}},
+			{"record_panics", func(*batcher) func(string, int) error {
+				return func(method string, call int) error {
+					if method == "record" {
+						panic("cannot record")
+					}
+					return nil
+				}
+			}},
+			{"second_record_fails", func(*batcher) func(string, int) error {
+				return func(method string, call int) error {
+					if method == "record" && call == 2 {
+						return errBoom
+					}
+					return nil
+				}
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				srv := start(t)
+				s := openStore(t, dialect)
+				tags := []string{"b1", "b2", "handler-1", "b3", "b4"}
+				for _, tag := range tags {
+					srv.deliver(message(tag))
+				}
+				b := &batcher{rec: newRecorder()}
+				b.fail = c.fail(b)
+				w := newWatcher(t, srv, s, b.handle, func(im *config.IMAP, o *inbox.Options) { o.Batch = b })
+				if n, err := w.RunOnce(bg); err != nil || n != len(tags) {
+					t.Fatalf("RunOnce = %d, %v; want %d", n, err, len(tags))
+				}
+				got := rows(t, s)
+				if len(got) != len(tags) {
+					t.Fatalf("rows %+v", got)
+				}
+				for i, r := range got {
+					if r.MessageID != tags[i]+"@example.org" {
+						t.Errorf("row %d is %s, want %s", i, r.MessageID, tags[i])
+					}
+					// Nothing Batch did survives its failure.
+					if r.Kind != "reply" && c.name != "second_record_fails" {
+						t.Errorf("row %+v: kind %q, want reply (Handler)", r, r.Kind)
+					}
+				}
+				// Nothing but Handler ran for the failed batch before the
+				// second attempt; handler-1 ran in both when Batch failed
+				// after it.
+				b.rec.mu.Lock()
+				for id, n := range b.rec.calls {
+					if want := 1; n != want && !(c.name == "second_record_fails" && id == "handler-1@example.org") {
+						t.Errorf("%s handled %d times", id, n)
+					}
+				}
+				b.rec.mu.Unlock()
+				cp, err := s.Checkpoint(bg, "sales", "INBOX")
+				if all := srv.uids("INBOX"); err != nil || cp.LastUID != all[len(all)-1] {
+					t.Errorf("checkpoint %+v, %v; want the last UID of %v", cp, err, all)
+				}
+			})
+		}
+
+		t.Run("handler_fails", func(t *testing.T) {
+			srv := start(t)
+			s := openStore(t, dialect)
+			for _, tag := range []string{"b1", "handler-1", "b2", "b3"} {
+				srv.deliver(message(tag))
+			}
+			b := &batcher{rec: newRecorder()}
+			b.rec.fail = func(m inbox.Message, attempt int) error {
+				if strings.HasPrefix(m.MessageID, "handler") && attempt <= 2 {
+					return errBoom
+				}
+				return nil
+			}
+			w := newWatcher(t, srv, s, b.handle, func(im *config.IMAP, o *inbox.Options) { o.Batch = b })
+			if n, err := w.RunOnce(bg); err == nil || n != 1 {
+				t.Fatalf("RunOnce = %d, %v; want b1 and the handler's error", n, err)
+			}
+			if got := rows(t, s); len(got) != 1 || got[0].MessageID != "b1@example.org" {
+				t.Fatalf("rows after the failure: %+v; want b1 alone", got)
+			}
+			cp, err := s.Checkpoint(bg, "sales", "INBOX")
+			if err != nil || cp.LastUID != srv.uids("INBOX")[0] {
+				t.Errorf("checkpoint %+v, %v; want b1's UID", cp, err)
+			}
+			if n, err := w.RunOnce(bg); err != nil || n != 3 {
+				t.Fatalf("second RunOnce = %d, %v; want 3", n, err)
+			}
+			var kinds []string
+			for _, r := range rows(t, s) {
+				kinds = append(kinds, r.MessageID+":"+r.Kind)
+			}
+			if want := "b1@example.org:batch handler-1@example.org:reply b2@example.org:batch b3@example.org:batch"; strings.Join(kinds, " ") != want {
+				t.Errorf("rows %v, want %s", kinds, want)
+			}
+		})
+	})
+}
+
+// A handler that fails early in a long read stops the read: the fetches
+// ahead of it are bounded, not the rest of the mailbox.
+func TestFailureStopsTheReadAhead(t *testing.T) {
+	srv := imaptest.Start(t)
+	s := openStore(t, "sqlite")
+	for i := range 1000 {
+		srv.Deliver("INBOX", message(fmt.Sprintf("r%03d", i)))
+	}
+	rec := newRecorder()
+	rec.fail = func(m inbox.Message, attempt int) error {
+		if m.MessageID == "r005@example.org" {
+			return errBoom
+		}
+		return nil
+	}
+	w := newWatcher(t, memServer{srv}, s, rec.handle, func(im *config.IMAP, o *inbox.Options) { o.BatchSize = 5 })
+	if n, err := w.RunOnce(bg); err == nil || n != 5 {
+		t.Fatalf("RunOnce = %d, %v; want 5 and the handler's error", n, err)
+	}
+	fetches := 0
+	for _, c := range srv.Commands() {
+		if strings.Contains(strings.ToUpper(c), "FETCH") {
+			fetches++
+		}
+	}
+	// At most a transaction's worth (300 messages), the batches waiting
+	// (8) and the one in flight: far fewer than the mailbox's 200.
+	if fetches < 2 || fetches > 100 {
+		t.Errorf("%d FETCH commands for a read that failed in its second batch", fetches)
+	}
 }

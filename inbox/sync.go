@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -140,123 +141,190 @@ func (c *conn) searchUIDs(ctx context.Context, criteria *imap.SearchCriteria) ([
 	return slices.Compact(out), nil
 }
 
+// Read-ahead of process: how much the fetcher may hold beyond what is
+// committed, and how many messages one transaction takes at most.
+const (
+	// aheadBytes bounds the messages fetched and not yet committed: the
+	// fetcher starts no FETCH while they hold more. With the batch in
+	// flight (BatchSize keeps it under 32 MiB) memory stays under 64 MiB.
+	aheadBytes = 32 << 20
+	// aheadBatches bounds the fetched batches waiting to be committed.
+	aheadBatches = 8
+	// mergeMessages bounds a transaction that commits several fetched
+	// batches at once, so that it never holds the database long (SQLite
+	// has one writer).
+	mergeMessages = 300
+)
+
 // process fetches uids in batches and commits them in ascending order. With
 // a non-zero since, messages whose internal date is older are skipped (the
 // checkpoint still moves past them). It returns the number processed and
 // the highest UID committed.
 //
-// The next batch is fetched while the current one is committed, so that
-// the server's streaming and the database's work overlap on a long read.
+// Fetching, Prepare and committing overlap, each on goroutines of their
+// own: the fetcher reads ahead (within aheadBytes), Prepare runs on each
+// batch as it arrives, and the committer takes every batch that is ready
+// into one transaction (up to mergeMessages). When the database is the
+// slower side, its transactions grow and their fixed cost (begin, commit,
+// the batch's lookups, the checkpoint: a round trip each on Postgres) is
+// shared by more messages; when the server is, each batch is committed as
+// soon as it is there.
 func (w *Watcher) process(ctx context.Context, c *conn, folder string, uv uint32, uids []uint32, since time.Time) (n int, last uint32, err error) {
 	type fetchResult struct {
-		msgs []fetched
-		err  error
+		b   *fetchedBatch
+		err error
 	}
-	var pending chan fetchResult
-	prefetch := func() {
-		if len(uids) == 0 {
-			pending = nil
-			return
-		}
-		batch := uids[:min(len(uids), w.o.BatchSize)]
-		uids = uids[len(batch):]
-		ch := make(chan fetchResult, 1)
-		go func() {
-			msgs, err := w.fetch(ctx, c, folder, uv, batch)
-			ch <- fetchResult{msgs, err}
-		}()
-		pending = ch
-	}
-	// Never leave with a fetch still using the connection.
-	defer func() {
-		if pending != nil {
-			<-pending
+	results := make(chan fetchResult, aheadBatches)
+	stop := make(chan struct{})
+	var held atomic.Int64              // bytes fetched and not yet committed
+	released := make(chan struct{}, 1) // the committer released some
+	go func() {
+		defer close(results)
+		for len(uids) > 0 {
+			select {
+			case <-stop: // the committer gave up: fetch no more
+				return
+			default:
+			}
+			for held.Load() >= aheadBytes {
+				select {
+				case <-released:
+				case <-stop:
+					return
+				}
+			}
+			part := uids[:min(len(uids), w.o.BatchSize)]
+			uids = uids[len(part):]
+			b, err := w.fetch(ctx, c, folder, uv, part)
+			if b != nil {
+				held.Add(b.bytes)
+			}
+			select {
+			case results <- fetchResult{b, err}:
+			case <-stop:
+				b.wait()
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
 	}()
-	prefetch()
-	for pending != nil {
-		r := <-pending
-		pending = nil
+	// Never leave with a fetch still using the connection, nor a Prepare
+	// still running.
+	defer func() {
+		close(stop)
+		for r := range results {
+			r.b.wait()
+		}
+	}()
+	tooOld := func(m fetched) bool {
+		return !since.IsZero() && !m.InternalDate.IsZero() && m.InternalDate.Before(since)
+	}
+	for r := range results {
 		if r.err != nil {
 			return n, last, r.err
 		}
-		msgs := r.msgs
-		prefetch()
-		tooOld := func(m fetched) bool {
-			return !since.IsZero() && !m.InternalDate.IsZero() && m.InternalDate.Before(since)
-		}
-		if len(msgs) > 1 {
-			done, kept, err := w.commitBatch(ctx, msgs, tooOld)
-			if err != nil {
-				return n, last, &handlerError{err: err}
+		msgs := r.b.wait()
+		bytes := r.b.bytes
+		// Every batch that is ready joins this transaction; a failed
+		// fetch is reported after it.
+		var fetchErr error
+	merge:
+		for len(msgs) < mergeMessages {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break merge
+				}
+				if r.err != nil {
+					fetchErr = r.err
+					break merge
+				}
+				msgs = append(msgs, r.b.wait()...)
+				bytes += r.b.bytes
+			default:
+				break merge
 			}
-			n += done
-			if kept > 0 {
-				last = msgs[kept-1].UID
-			}
-			msgs = msgs[kept:]
 		}
-		// One at a time: a single new message (IDLE), or the rest of a
-		// batch from the message whose handler failed.
-		for _, m := range msgs {
+		for len(msgs) > 0 {
+			if len(msgs) > 1 {
+				done, kept, err := w.commitBatch(ctx, msgs, tooOld)
+				if err != nil {
+					return n, last, &handlerError{err: err}
+				}
+				n += done
+				if kept > 0 {
+					last = msgs[kept-1].UID
+				}
+				if msgs = msgs[kept:]; len(msgs) == 0 {
+					break
+				}
+			}
+			// One at a time: a single new message (IDLE), or the message
+			// whose handler failed in the batch; when it is recorded as
+			// poison, the rest of the batch is a batch again.
+			m := msgs[0]
 			done, err := w.commit(ctx, m, tooOld(m))
 			n += done
 			if err != nil {
 				return n, last, err
 			}
 			last = m.UID
+			msgs = msgs[1:]
+		}
+		held.Add(-bytes)
+		signal(released)
+		if fetchErr != nil {
+			return n, last, fetchErr
 		}
 	}
 	return n, last, nil
 }
 
+// How commitBatch takes each message of a batch.
+const (
+	viaHandler = iota // Handler, in a savepoint of its own
+	viaSkip           // nothing to do: too old, stored, or its Message-ID seen
+	viaBatch          // Options.Batch.Record, together with its neighbours
+)
+
+// batchFailed is an error of Options.Batch: the batch's transaction is
+// done again without it.
+type batchFailed struct{ err error }
+
+func (e *batchFailed) Error() string { return e.err.Error() }
+func (e *batchFailed) Unwrap() error { return e.err }
+
 // commitBatch processes a fetched batch in one transaction that ends with
 // the checkpoint at the last message kept: a first read of a large mailbox
-// costs one commit per batch instead of one per message. Each message runs
-// in a savepoint; the first whose handler fails is undone and ends the
-// batch, and kept says how many messages (from the start) were committed,
-// so that the caller takes the failing one through commit, which counts
-// its failures.
+// costs one commit per batch instead of one per message. Each message
+// that needs Handler runs in a savepoint; the first whose handler fails is
+// undone and ends the batch, and kept says how many messages (from the
+// start) were committed, so that the caller takes the failing one through
+// commit, which counts its failures.
+//
+// With Options.Batch, the messages it calls simple are recorded by
+// Batch.Record in one go, each run of them just before the next message
+// Handler takes (or the batch's end): every message meets the database as
+// the messages before it left it, as if each had run alone, and a failing
+// handler leaves nothing after it recorded. When Batch fails, the
+// transaction is rolled back and done again with Handler for every
+// message; Batch's statements run without savepoints of their own, which
+// would cost two round trips each on Postgres for a failure that is rare.
 func (w *Watcher) commitBatch(ctx context.Context, msgs []fetched, tooOld func(fetched) bool) (handled, kept int, err error) {
-	account := w.o.Account.Name
-	err = w.o.Store.InTx(ctx, func(tx *store.Tx) error {
-		handled, kept = 0, 0
-		uids := make([]uint32, len(msgs))
-		ids := make([]string, len(msgs))
-		for i, m := range msgs {
-			uids[i], ids[i] = m.UID, m.MessageID
+	batch := w.o.Batch != nil
+	for {
+		handled, kept, err = w.commitBatchTx(ctx, msgs, tooOld, batch)
+		var bf *batchFailed
+		if !batch || !errors.As(err, &bf) || ctx.Err() != nil {
+			break
 		}
-		// msgs share one mailbox and UIDVALIDITY (one fetch).
-		stored, seen, err := tx.MessagesInSeen(ctx, account, msgs[0].Mailbox, msgs[0].UIDValidity, uids, ids)
-		if err != nil {
-			return err
-		}
-		pre := &batchSeen{stored: stored, seen: seen}
-		for _, m := range msgs {
-			var ok bool
-			err := tx.Savepoint(ctx, func() error {
-				var err error
-				ok, err = w.handleIn(ctx, tx, m, tooOld(m), pre)
-				return err
-			})
-			var hf *handlerFailed
-			if errors.As(err, &hf) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			kept++
-			if ok {
-				handled++
-			}
-		}
-		if kept == 0 {
-			return nil
-		}
-		last := msgs[kept-1]
-		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: last.Mailbox, UIDValidity: last.UIDValidity, LastUID: last.UID})
-	})
+		w.log.Warn("cannot handle a batch of messages at once: taking them one by one",
+			"mailbox", msgs[0].Mailbox, "uidvalidity", msgs[0].UIDValidity, "from_uid", msgs[0].UID,
+			"messages", len(msgs), "error", bf.err)
+		batch = false
+	}
 	if err != nil {
 		return 0, 0, err
 	}
@@ -269,58 +337,246 @@ func (w *Watcher) commitBatch(ctx context.Context, msgs []fetched, tooOld func(f
 	return handled, kept, nil
 }
 
+// commitBatchTx is one attempt of commitBatch, with Options.Batch or
+// without.
+func (w *Watcher) commitBatchTx(ctx context.Context, msgs []fetched, tooOld func(fetched) bool, batch bool) (handled, kept int, err error) {
+	account := w.o.Account.Name
+	err = w.o.Store.InTx(ctx, func(tx *store.Tx) error {
+		handled, kept = 0, len(msgs)
+		uids := make([]uint32, len(msgs))
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			uids[i], ids[i] = m.UID, m.MessageID
+		}
+		// msgs share one mailbox and UIDVALIDITY (one read of a folder).
+		stored, seen, err := tx.MessagesInSeen(ctx, account, msgs[0].Mailbox, msgs[0].UIDValidity, uids, ids)
+		if err != nil {
+			return err
+		}
+		// Which messages to skip is known before any runs: a Message-ID
+		// is seen once an earlier message of the batch with it is handled,
+		// and every message not skipped is handled unless the batch stops
+		// there.
+		how := make([]int, len(msgs))
+		var todo []int
+		for i, m := range msgs {
+			if tooOld(m) || stored[m.UID] || (m.MessageID != "" && seen[m.MessageID]) {
+				how[i] = viaSkip
+				continue
+			}
+			if m.MessageID != "" {
+				seen[m.MessageID] = true
+			}
+			todo = append(todo, i)
+		}
+		if batch && len(todo) > 0 {
+			if err := w.triage(ctx, tx, msgs, todo, how); err != nil {
+				return err
+			}
+		}
+		var waiting []int // viaBatch messages not recorded yet
+		for i := 0; i <= len(msgs); i++ {
+			if i < len(msgs) && how[i] == viaSkip {
+				continue
+			}
+			if i < len(msgs) && how[i] == viaBatch {
+				waiting = append(waiting, i)
+				continue
+			}
+			// Handler's turn, or the end: the waiting messages go first.
+			if len(waiting) > 0 {
+				if err := w.record(ctx, tx, msgs, waiting); err != nil {
+					return err
+				}
+				handled += len(waiting)
+				waiting = nil
+			}
+			if i == len(msgs) {
+				break
+			}
+			m := msgs[i]
+			err := tx.Savepoint(ctx, func() error { return w.handle(ctx, tx, m) })
+			var hf *handlerFailed
+			if errors.As(err, &hf) {
+				kept = i
+				break
+			}
+			if err != nil {
+				return err
+			}
+			handled++
+			// The handler may have made a message still waiting match
+			// something (a referral's new contact writing later in the
+			// batch): ask again about those.
+			var rest []int
+			for j := i + 1; j < len(msgs); j++ {
+				if how[j] == viaBatch {
+					rest = append(rest, j)
+				}
+			}
+			if len(rest) > 0 {
+				if err := w.triage(ctx, tx, msgs, rest, how); err != nil {
+					return err
+				}
+			}
+		}
+		if kept == 0 {
+			return nil
+		}
+		last := msgs[kept-1]
+		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: last.Mailbox, UIDValidity: last.UIDValidity, LastUID: last.UID})
+	})
+	return handled, kept, err
+}
+
+// triage asks Options.Batch which of msgs[idx] it records itself
+// (viaBatch); the others go to Handler.
+func (w *Watcher) triage(ctx context.Context, tx *store.Tx, msgs []fetched, idx []int, how []int) error {
+	ms := messagesAt(msgs, idx)
+	var simple []bool
+	err := callBatch(func() (err error) {
+		simple, err = w.o.Batch.Simple(ctx, tx, ms)
+		if err == nil && len(simple) != len(ms) {
+			err = fmt.Errorf("inbox: Batch.Simple answered for %d of %d messages", len(simple), len(ms))
+		}
+		return err
+	})
+	if err != nil {
+		return &batchFailed{err}
+	}
+	for k, i := range idx {
+		how[i] = viaHandler
+		if simple[k] {
+			how[i] = viaBatch
+		}
+	}
+	return nil
+}
+
+// record has Options.Batch record msgs[idx], then stores a KindIgnored row
+// for any it left unstored, as handle does after Handler: the rows are what
+// deduplicates by Message-ID. Errors of Batch are batchFailed.
+func (w *Watcher) record(ctx context.Context, tx *store.Tx, msgs []fetched, idx []int) error {
+	ms := messagesAt(msgs, idx)
+	if err := callBatch(func() error { return w.o.Batch.Record(ctx, tx, ms) }); err != nil {
+		return &batchFailed{err}
+	}
+	uids := make([]uint32, len(ms))
+	for k, m := range ms {
+		uids[k] = m.UID
+	}
+	// One mailbox and UIDVALIDITY, as in commitBatch.
+	stored, _, err := tx.MessagesInSeen(ctx, w.o.Account.Name, ms[0].Mailbox, ms[0].UIDValidity, uids, nil)
+	if err != nil {
+		return err
+	}
+	var missing []store.MessageIn
+	for _, i := range idx {
+		if !stored[msgs[i].UID] {
+			missing = append(missing, w.row(msgs[i], KindIgnored, ""))
+		}
+	}
+	if len(missing) > 0 {
+		_, err = tx.InsertMessagesInOnce(ctx, missing)
+	}
+	return err
+}
+
+func messagesAt(msgs []fetched, idx []int) []Message {
+	out := make([]Message, len(idx))
+	for k, i := range idx {
+		out[k] = msgs[i].Message
+	}
+	return out
+}
+
+// callBatch runs a method of Options.Batch, turning a panic into an error
+// (the watcher then takes the messages through Handler).
+func callBatch(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("inbox: batch handler panicked: %v", p)
+		}
+	}()
+	return fn()
+}
+
 // handleIn runs the handler for m inside tx unless m is too old, already
 // stored or a Message-ID already seen, and records m in messages_in when
 // the handler did not; handled says whether the handler ran.
-//
-// pre, when not nil, holds what the batch's transaction found stored before
-// its first message, and learns each Message-ID stored since.
-func (w *Watcher) handleIn(ctx context.Context, tx *store.Tx, m fetched, old bool, pre *batchSeen) (handled bool, err error) {
+func (w *Watcher) handleIn(ctx context.Context, tx *store.Tx, m fetched, old bool) (handled bool, err error) {
 	if old {
 		return false, nil
 	}
 	account := w.o.Account.Name
-	var stored, dup bool
-	if pre != nil {
-		stored, dup = pre.stored[m.UID], m.MessageID != "" && pre.seen[m.MessageID]
-	} else {
-		if stored, err = tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID); err != nil {
-			return false, err
-		}
-		if dup, err = tx.MessageInExists(ctx, account, m.MessageID); err != nil {
-			return false, err
-		}
+	stored, err := tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
+	if err != nil {
+		return false, err
+	}
+	dup, err := tx.MessageInExists(ctx, account, m.MessageID)
+	if err != nil {
+		return false, err
 	}
 	if stored || dup {
 		return false, nil
 	}
+	return true, w.handle(ctx, tx, m)
+}
+
+// handle runs the handler for m and records m in messages_in when the
+// handler did not.
+func (w *Watcher) handle(ctx context.Context, tx *store.Tx, m fetched) error {
 	if err := w.callHandler(ctx, tx, m.Message); err != nil {
-		return false, &handlerFailed{err}
+		return &handlerFailed{err}
 	}
-	stored, err = tx.MessageInStored(ctx, account, m.Mailbox, m.UIDValidity, m.UID)
+	stored, err := tx.MessageInStored(ctx, w.o.Account.Name, m.Mailbox, m.UIDValidity, m.UID)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if !stored {
 		if _, err := tx.InsertMessageIn(ctx, w.row(m, KindIgnored, "")); err != nil {
-			return false, err
+			return err
 		}
 	}
-	if pre != nil && m.MessageID != "" {
-		pre.seen[m.MessageID] = true
-	}
-	return true, nil
+	return nil
 }
 
-// batchSeen is what a batch's transaction knows is already stored.
-type batchSeen struct {
-	stored map[uint32]bool
-	seen   map[string]bool
+// fetchedBatch is a fetched batch whose Prepare may still be running.
+type fetchedBatch struct {
+	msgs      []fetched     // in the order the server sent them
+	bytes     int64         // the size of their bodies
+	prepared  []any         // Prepare's results, in the same order
+	preparing chan struct{} // closed when prepared is complete; nil without Prepare
+	sorted    bool
+}
+
+// wait waits for Prepare to be done with the batch and returns its
+// messages in UID order. b may be nil (a failed fetch).
+func (b *fetchedBatch) wait() []fetched {
+	if b == nil {
+		return nil
+	}
+	if !b.sorted {
+		if b.preparing != nil {
+			<-b.preparing
+			for i := range b.msgs {
+				b.msgs[i].Prepared = b.prepared[i]
+			}
+		}
+		slices.SortFunc(b.msgs, func(a, b fetched) int { return int(int64(a.UID) - int64(b.UID)) })
+		b.msgs = slices.CompactFunc(b.msgs, func(a, b fetched) bool { return a.UID == b.UID })
+		b.sorted = true
+	}
+	return b.msgs
 }
 
 // fetch reads one batch: envelope, flags, dates, size and the body up to
 // max_message_bytes, with BODY.PEEK so that \Seen stays as it was.
-func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, uids []uint32) ([]fetched, error) {
+//
+// Prepare runs beside the FETCH, on each message as it arrives, and goes on
+// after it: the batch's wait waits for it. Not in the reading loop: a slow
+// Prepare must not look like a dead server to the command watchdog.
+func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, uids []uint32) (*fetchedBatch, error) {
 	set := imap.UIDSet{}
 	for _, u := range uids {
 		set.AddNum(imap.UID(u))
@@ -337,7 +593,19 @@ func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, 
 			Partial: &imap.SectionPartial{Offset: 0, Size: int64(limit)},
 		}},
 	}
-	var out []fetched
+	b := &fetchedBatch{}
+	var toPrepare chan Message
+	if w.o.Prepare != nil {
+		// Room for every message asked for: the reader never waits.
+		toPrepare = make(chan Message, len(uids))
+		b.preparing = make(chan struct{})
+		go func() {
+			defer close(b.preparing)
+			for m := range toPrepare {
+				b.prepared = append(b.prepared, w.o.Prepare(m))
+			}
+		}()
+	}
 	err := c.guard(ctx, func(kick func()) error {
 		cmd := c.client.Fetch(set, opts)
 		for {
@@ -355,23 +623,23 @@ func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, 
 			if buf.UID == 0 || !set.Contains(buf.UID) {
 				continue // not ours (a server quirk): ignore
 			}
-			out = append(out, w.toMessage(folder, uv, buf))
+			m := w.toMessage(folder, uv, buf)
+			b.msgs = append(b.msgs, m)
+			b.bytes += int64(len(m.Raw))
+			if toPrepare != nil {
+				toPrepare <- m.Message
+			}
 		}
 		return cmd.Close()
 	})
+	if toPrepare != nil {
+		close(toPrepare)
+	}
 	if err != nil {
+		b.wait()
 		return nil, fmt.Errorf("inbox: UID FETCH: %w", err)
 	}
-	slices.SortFunc(out, func(a, b fetched) int { return int(int64(a.UID) - int64(b.UID)) })
-	out = slices.CompactFunc(out, func(a, b fetched) bool { return a.UID == b.UID })
-	// After the FETCH, not between its responses: a slow Prepare must not
-	// look like a dead server to the command watchdog.
-	if w.o.Prepare != nil {
-		for i := range out {
-			out[i].Prepared = w.o.Prepare(out[i].Message)
-		}
-	}
-	return out, nil
+	return b, nil
 }
 
 func (w *Watcher) toMessage(folder string, uv uint32, buf *imapclient.FetchMessageBuffer) fetched {
@@ -427,7 +695,7 @@ func (w *Watcher) commit(ctx context.Context, m fetched, old bool) (int, error) 
 	handled := false
 	err := w.o.Store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if handled, err = w.handleIn(ctx, tx, m, old, nil); err != nil {
+		if handled, err = w.handleIn(ctx, tx, m, old); err != nil {
 			return err
 		}
 		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, LastUID: m.UID})

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"fmt"
+	"reflect"
 	"testing"
+	"time"
 )
 
 func TestInboxQueries(t *testing.T) {
@@ -62,6 +65,44 @@ func TestInboxQueries(t *testing.T) {
 			if len(seen) != 2 || !seen["a@x"] || !seen["b@x"] {
 				t.Errorf("seen = %v, want a@x and b@x (c@x is another account's)", seen)
 			}
+			// UID 2 is stored but not asked for (a range is read); a
+			// sparse set (a list is read); UIDs alone.
+			for _, c := range []struct {
+				uids []uint32
+				want []uint32
+			}{
+				{[]uint32{1, 3}, []uint32{1}},
+				{[]uint32{2, 100000}, []uint32{2}},
+				{[]uint32{4294967295}, nil},
+			} {
+				stored, seen, err := tx.MessagesInSeen(ctx, "sales", "INBOX", 7, c.uids, nil)
+				if err != nil {
+					return err
+				}
+				if len(stored) != len(c.want) || len(seen) != 0 {
+					t.Errorf("MessagesInSeen(%v) = %v, %v; want %v", c.uids, stored, seen, c.want)
+				}
+				for _, u := range c.want {
+					if !stored[u] {
+						t.Errorf("MessagesInSeen(%v) = %v; want %v", c.uids, stored, c.want)
+					}
+				}
+			}
+			// More than one statement takes.
+			var many []uint32
+			var manyIDs []string
+			for i := range 1200 {
+				many = append(many, uint32(i+1))
+				manyIDs = append(manyIDs, fmt.Sprintf("m%d@x", i))
+			}
+			manyIDs[700], manyIDs[1100] = "a@x", "b@x"
+			stored, seen, err = tx.MessagesInSeen(ctx, "sales", "INBOX", 7, many, manyIDs)
+			if err != nil {
+				return err
+			}
+			if len(stored) != 2 || !stored[1] || !stored[2] || len(seen) != 2 || !seen["a@x"] || !seen["b@x"] {
+				t.Errorf("MessagesInSeen(1200 of each) = %v, %v; want 1, 2 and a@x, b@x", stored, seen)
+			}
 			return nil
 		})
 		if err != nil {
@@ -101,6 +142,174 @@ func TestInboxQueries(t *testing.T) {
 		})
 		if err != nil || !exists {
 			t.Errorf("tx.MessageInExists = %v, %v", exists, err)
+		}
+	})
+}
+
+// The batch forms answer and write exactly what the per-message forms do.
+func TestInboxBatchForms(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db testDB) {
+		s := db.open(t)
+		clock := setClock(s, time.Date(2026, 11, 27, 9, 30, 15, 123456789, time.UTC))
+
+		// Contacts, enrollments in every status and on two accounts, and
+		// the messages sent to them.
+		ann := mustUpsert(t, s, Contact{Email: "ann@x.com"})
+		bob := mustUpsert(t, s, Contact{Email: "bob@x.com"})
+		cat := mustUpsert(t, s, Contact{Email: "cat@x.com"})
+		dan := mustUpsert(t, s, Contact{Email: "dan@x.com"})
+		eve := mustUpsert(t, s, Contact{Email: "eve@x.com"})
+		for _, e := range []Enrollment{
+			{ContactID: ann, Sequence: "intro", Account: "sales"},
+			{ContactID: bob, Sequence: "intro", Account: "sales", Status: EnrollmentPaused},
+			{ContactID: cat, Sequence: "intro", Account: "sales", Status: EnrollmentSnoozed},
+			{ContactID: dan, Sequence: "intro", Account: "sales", Status: EnrollmentFinished},
+			{ContactID: eve, Sequence: "intro", Account: "other"},
+		} {
+			eid, err := s.CreateEnrollment(ctx, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mo := MessageOut{EnrollmentID: eid, ContactID: e.ContactID, Account: e.Account, MessageID: fmt.Sprintf("out-%d@x", e.ContactID)}
+			if _, err := s.InsertMessageOut(ctx, mo); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.InTx(ctx, func(tx *Tx) error {
+			ids := []string{fmt.Sprintf("out-%d@x", ann), "", "nope@x", fmt.Sprintf("OUT-%d@X", bob), fmt.Sprintf("out-%d@x", eve), fmt.Sprintf("out-%d@x", ann)}
+			sent, err := tx.OutboundMessageIDs(ctx, ids)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				_, err := tx.MessageOutByMessageID(ctx, id)
+				if want := err == nil; sent[id] != want {
+					t.Errorf("OutboundMessageIDs[%q] = %v; MessageOutByMessageID says %v", id, sent[id], want)
+				}
+			}
+			if len(sent) != 2 {
+				t.Errorf("OutboundMessageIDs = %v, want the two sent", sent)
+			}
+
+			emails := []string{"ann@x.com", " BOB@x.com ", "cat@x.com", "dan@x.com", "eve@x.com", "who@x.com", "", "Ann@X.com"}
+			live, err := tx.ContactsLiveOn(ctx, "sales", emails)
+			if err != nil {
+				return err
+			}
+			for _, e := range emails {
+				c, err := tx.ContactByEmail(ctx, e)
+				isContact := err == nil
+				onSales := false
+				if isContact {
+					es, err := tx.LiveEnrollments(ctx, c.ID)
+					if err != nil {
+						return err
+					}
+					for _, en := range es {
+						onSales = onSales || en.Account == "sales"
+					}
+				}
+				if v, ok := live[e]; ok != isContact || v != onSales {
+					t.Errorf("ContactsLiveOn[%q] = %v, %v; want %v, %v", e, v, ok, onSales, isContact)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// Awkward text, both kinds of time, ties and NULLs; one UID already
+		// recorded, one given twice; more rows than one statement takes.
+		texts := []string{"", "plain", `quote " and \ backslash`, "{braces}, commas", "NULL", "naïve — “quotes” 😀", "it's", "line\nbreak\ttab"}
+		mk := func(account string, i int) MessageIn {
+			m := MessageIn{
+				Account: account, Mailbox: "INBOX", UIDValidity: 4294967295, UID: uint32(i + 1),
+				MessageID: fmt.Sprintf("in-%d@x", i), FromAddr: texts[i%len(texts)], Subject: texts[(i+1)%len(texts)],
+				Kind: "reply", Intent: texts[(i+2)%len(texts)], BounceClass: texts[(i+3)%len(texts)], Excerpt: texts[(i+4)%len(texts)],
+			}
+			if i%3 != 0 {
+				m.ReceivedAt = time.Date(2026, 11, 1, 8, 0, 0, i*1001, time.FixedZone("CET", 3600))
+			}
+			if i%5 == 1 {
+				m.ContactID = &ann
+			}
+			if i == 7 {
+				m.UID = 4294967295
+			}
+			return m
+		}
+		const n = 1203
+		var batch, single []MessageIn
+		for i := range n {
+			batch = append(batch, mk("batch", i))
+			single = append(single, mk("single", i))
+		}
+		// UID 11 is already recorded, on both sides.
+		for _, m := range []MessageIn{batch[10], single[10]} {
+			if _, err := s.InsertMessageIn(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.t = clock.t.Add(time.Minute)
+		batch = append(batch, mk("batch", 20)) // 20 twice: the first wins
+		batch[len(batch)-1].Subject = "second"
+		var ids []int64
+		err = s.InTx(ctx, func(tx *Tx) (err error) {
+			ids, err = tx.InsertMessagesInOnce(ctx, batch)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.InTx(ctx, func(tx *Tx) error {
+			for i, m := range single {
+				if _, inserted, err := tx.InsertMessageInOnce(ctx, m); err != nil || inserted == (i == 10) {
+					return fmt.Errorf("InsertMessageInOnce(%d) = %v, %v", i, inserted, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idOf := map[uint32]int64{}
+		for i, id := range ids {
+			if want := i != 10 && i != len(batch)-1; (id != 0) != want {
+				t.Errorf("ids[%d] = %d, want inserted %v", i, id, want)
+			}
+			if id != 0 {
+				idOf[batch[i].UID] = id
+			}
+		}
+		read := func(account string) []MessageIn {
+			var out []MessageIn
+			err := s.InTx(ctx, func(tx *Tx) error {
+				return tx.Select(ctx, &out, `SELECT `+messageInColumns+` FROM messages_in WHERE account = ? ORDER BY uid`, account)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		got, want := read("batch"), read("single")
+		if len(got) != n || len(want) != n {
+			t.Fatalf("%d rows by the batch, %d one by one; want %d", len(got), len(want), n)
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			if g.UID != 11 && idOf[g.UID] != g.ID {
+				t.Errorf("row uid %d has id %d, InsertMessagesInOnce said %d", g.UID, g.ID, idOf[g.UID])
+			}
+			g.ID, w.ID, g.Account, w.Account = 0, 0, "", ""
+			g.ReceivedAt, w.ReceivedAt = g.ReceivedAt.UTC(), w.ReceivedAt.UTC()
+			g.CreatedAt, w.CreatedAt = g.CreatedAt.UTC(), w.CreatedAt.UTC()
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("row %d:\n batch  %+v\n single %+v", i, g, w)
+			}
+		}
+		if got[20].Subject == "second" {
+			t.Error("the second row for one UID replaced the first")
 		}
 	})
 }
