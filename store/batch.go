@@ -330,22 +330,20 @@ func (tx *Tx) InsertMessagesOutOnce(ctx context.Context, ms []MessageOut) (inser
 	inserted = make(map[int64]int64, len(ms))
 	err = chunks(ms, maxBatchParams/arity, func(part []MessageOut) error {
 		args := make([]any, 0, len(part)*arity)
-		rows := make([]string, len(part))
-		for i, m := range part {
+		for _, m := range part {
 			if m.Status == "" {
 				m.Status = MessageQueued
 			}
 			args = append(args, m.EnrollmentID, m.Step, m.ContactID, m.Account,
-				m.Status, m.MessageID, m.ThreadRoot, m.InReplyTo, m.Subject, m.Sequence, m.Template,
+				m.Status, m.MessageID, nullIfEmpty(m.ThreadRoot), m.InReplyTo, m.Subject, m.Sequence, m.Template,
 				m.ToAddr, m.ToName, m.FromAddr, m.FromName, m.References, m.BodyText, m.BodyHTML,
 				m.UnsubscribeURL, m.Attempts, m.LastError, dbTimePtr(m.NextAttemptAt), now, dbTimePtr(m.SentAt), now)
-			rows[i] = "(?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 		}
 		q := `INSERT INTO messages_out (enrollment_id, step, contact_id, account,
 			status, message_id, thread_root, in_reply_to, subject, sequence, template,
 			to_addr, to_name, from_addr, from_name, references_hdr, body_text, body_html,
 			unsubscribe_url, attempts, last_error, next_attempt_at, created_at, sent_at, updated_at)
-			VALUES ` + strings.Join(rows, ", ") + `
+			VALUES ` + valueRows(len(part), arity) + `
 			ON CONFLICT (enrollment_id, step) WHERE status <> 'cancelled' DO NOTHING
 			RETURNING id, enrollment_id`
 		var got []struct {
@@ -364,6 +362,15 @@ func (tx *Tx) InsertMessagesOutOnce(ctx context.Context, ms []MessageOut) (inser
 		return nil, err
 	}
 	return inserted, nil
+}
+
+// nullIfEmpty is nil for "": thread_root is NULL, not empty, when a
+// message starts its thread.
+func nullIfEmpty(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
 }
 
 // EnrollmentProgress is one enrollment's step, variant, due time and last
