@@ -36,14 +36,7 @@ func setupExampleNoSend(t *testing.T, dialect string) (*harness, store.Contact, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := NewRuntime(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := storetest.Fresh(t, dialect)
-	h := &harness{t: t, ctx: context.Background(), st: storetest.Open(t, o), rt: rt, opts: o}
-	h.now = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC) // Monday 10:00 in Amsterdam
-	h.sched = &Scheduler{Store: h.st, Runtime: func() *Runtime { return rt }, Now: func() time.Time { return h.now }}
+	h := newHarness(t, dialect, c)
 	ct := h.contact("jan@bakkerij.nl", "Europe/Amsterdam", "Bakkerij")
 	if n := h.pass(); n != 1 {
 		t.Fatalf("queued %d, want step 1 for the lead", n)
@@ -224,14 +217,7 @@ func setupExampleEdited(t *testing.T, dialect string, edit func(yaml string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := NewRuntime(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := storetest.Fresh(t, dialect)
-	h := &harness{t: t, ctx: context.Background(), st: storetest.Open(t, o), rt: rt, opts: o}
-	h.now = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	h.sched = &Scheduler{Store: h.st, Runtime: func() *Runtime { return rt }, Now: func() time.Time { return h.now }}
+	h := newHarness(t, dialect, c)
 	ct := h.contact("jan@bakkerij.nl", "Europe/Amsterdam", "Bakkerij")
 	if n := h.pass(); n != 1 {
 		t.Fatalf("queued %d, want step 1 for the lead", n)

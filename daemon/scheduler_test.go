@@ -72,13 +72,19 @@ func setup(t *testing.T, dialect string, limit int, minGap, maxGap string) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newHarness(t, dialect, c)
+}
+
+// newHarness builds a scheduler for c over a fresh database, with a fake
+// clock at Monday 2026-11-30 10:00 in Amsterdam.
+func newHarness(t *testing.T, dialect string, c *config.Config) *harness {
+	t.Helper()
 	rt, err := NewRuntime(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := storetest.Fresh(t, dialect)
 	h := &harness{t: t, ctx: context.Background(), st: storetest.Open(t, o), rt: rt, opts: o}
-	// Monday 2026-11-30 10:00 in Amsterdam.
 	h.now = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	h.sched = &Scheduler{Store: h.st, Runtime: func() *Runtime { return rt }, Now: func() time.Time { return h.now }}
 	return h
