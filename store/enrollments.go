@@ -192,10 +192,7 @@ func (tx *Tx) InsertMessageIn(ctx context.Context, m MessageIn) (int64, error) {
 
 func (r *runner) insertMessageIn(ctx context.Context, m MessageIn) (int64, error) {
 	now := r.now()
-	received := now
-	if !m.ReceivedAt.IsZero() {
-		received = dbTime(m.ReceivedAt)
-	}
+	received := receivedAt(m, now)
 	var id int64
 	err := r.get(ctx, &id, r.q.insertMessageIn, m.Account, m.Mailbox, m.UIDValidity, m.UID,
 		m.MessageID, m.FromAddr, m.Subject, m.Kind, m.Intent, m.BounceClass, m.Excerpt,
@@ -255,10 +252,7 @@ func (r *runner) checkpoint(ctx context.Context, account, mailbox string) (Check
 func (tx *Tx) InsertMessageInOnce(ctx context.Context, m MessageIn) (id int64, inserted bool, err error) {
 	r := tx.r
 	now := r.now()
-	received := now
-	if !m.ReceivedAt.IsZero() {
-		received = dbTime(m.ReceivedAt)
-	}
+	received := receivedAt(m, now)
 	err = r.get(ctx, &id, r.q.insertMessageInOnce, m.Account, m.Mailbox, m.UIDValidity, m.UID,
 		m.MessageID, m.FromAddr, m.Subject, m.Kind, m.Intent, m.BounceClass, m.Excerpt,
 		m.ContactID, m.MessageOutID, received, now)

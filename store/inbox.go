@@ -189,19 +189,6 @@ const inboxBatchRows = 500
 // messageInArity is the number of parameters of one messages_in row.
 const messageInArity = 15
 
-// inboxChunks calls fn with consecutive slices of items, each at most
-// inboxBatchRows long.
-func inboxChunks[T any](items []T, fn func([]T) error) error {
-	for len(items) > 0 {
-		k := min(inboxBatchRows, len(items))
-		if err := fn(items[:k]); err != nil {
-			return err
-		}
-		items = items[k:]
-	}
-	return nil
-}
-
 // OutboundMessageIDs says which of messageIDs (without angle brackets) are
 // the Message-ID of an outbound message: MessageOutByMessageID for many
 // IDs in one query. Keys are the IDs found; empty IDs never match.
@@ -216,7 +203,7 @@ func (tx *Tx) OutboundMessageIDs(ctx context.Context, messageIDs []string) (map[
 		}
 	}
 	found := map[string]bool{}
-	err := inboxChunks(ids, func(part []any) error {
+	err := chunks(ids, inboxBatchRows, func(part []any) error {
 		var got []string
 		q := `SELECT message_id FROM messages_out WHERE message_id IN (` + placeholders(len(part)) + `)`
 		if err := r.selectRows(ctx, &got, r.x.Rebind(q), part...); err != nil {
@@ -248,7 +235,7 @@ func (tx *Tx) ContactsLiveOn(ctx context.Context, account string, emails []strin
 		}
 	}
 	live := map[string]bool{}
-	err := inboxChunks(norm, func(part []any) error {
+	err := chunks(norm, inboxBatchRows, func(part []any) error {
 		var got []struct {
 			Email string `db:"email"`
 			Live  bool   `db:"live"`
@@ -302,7 +289,7 @@ func (tx *Tx) InsertMessagesInOnce(ctx context.Context, ms []MessageIn) (ids []i
 		}
 	}
 	ids = make([]int64, len(ms))
-	err = inboxChunks(idx, func(part []int) error {
+	err = chunks(idx, inboxBatchRows, func(part []int) error {
 		var q string
 		var args []any
 		if r.dialect == DialectPostgres {

@@ -320,13 +320,11 @@ func emailDomain(addr string) string {
 }
 
 func uniqueIDs(rows []MessageOut, id func(MessageOut) int64) []any {
-	var ids []int64
-	for _, m := range rows {
-		ids = append(ids, id(m))
+	ids := make([]int64, len(rows))
+	for i, m := range rows {
+		ids[i] = id(m)
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	return idArgs(ids, func(v int64) int64 { return v })
+	return anyArgs(sortedUnique(ids))
 }
 
 func outcomeData(m MessageOut, reason string, hardBounce bool) sendOutcomeData {

@@ -66,12 +66,6 @@ func (s *Store) IsSuppressed(ctx context.Context, email string) (bool, error) {
 	return s.runner(s.db).isSuppressed(ctx, email)
 }
 
-// IsSuppressed is Store.IsSuppressed inside the transaction, where the
-// sender re-checks before it marks a message sending.
-func (tx *Tx) IsSuppressed(ctx context.Context, email string) (bool, error) {
-	return tx.r.isSuppressed(ctx, email)
-}
-
 func (r *runner) isSuppressed(ctx context.Context, email string) (bool, error) {
 	email = NormalizeEmail(email)
 	domain := email[strings.LastIndexByte(email, '@')+1:]
