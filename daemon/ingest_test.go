@@ -36,6 +36,12 @@ func setupExampleNoSend(t *testing.T, dialect string) (*harness, store.Contact, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return leadQueued(t, dialect, c)
+}
+
+// leadQueued is a harness over c with one lead whose step 1 is queued.
+func leadQueued(t *testing.T, dialect string, c *config.Config) (*harness, store.Contact, store.MessageOut) {
+	t.Helper()
 	h := newHarness(t, dialect, c)
 	ct := h.contact("jan@bakkerij.nl", "Europe/Amsterdam", "Bakkerij")
 	if n := h.pass(); n != 1 {
@@ -217,12 +223,7 @@ func setupExampleEdited(t *testing.T, dialect string, edit func(yaml string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, dialect, c)
-	ct := h.contact("jan@bakkerij.nl", "Europe/Amsterdam", "Bakkerij")
-	if n := h.pass(); n != 1 {
-		t.Fatalf("queued %d, want step 1 for the lead", n)
-	}
-	m := h.queued()[0]
+	h, ct, m := leadQueued(t, dialect, c)
 	h.send()
 	return h, ct, m
 }

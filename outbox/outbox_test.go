@@ -854,7 +854,9 @@ func TestTLSModesNeverFallBackToPlaintext(t *testing.T) {
 // leaves nothing sending.
 func TestGuarantee1_NoStepSentTwice_BacklogRecordedInGroups(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *store.Store) {
+		const n = 150
 		var batches, hooked []int
+		allHooked := make(chan struct{})
 		e := newEnv(t, st, func(e *env) {
 			e.acct.SMTP.Concurrency = 3
 			e.opts.Hooks.SentBatch = func(tx *store.Tx, ms []store.MessageOut) error {
@@ -865,10 +867,12 @@ func TestGuarantee1_NoStepSentTwice_BacklogRecordedInGroups(t *testing.T) {
 					e.sentHooks = append(e.sentHooks, m.MessageID)
 					hooked = append(hooked, int(m.ID))
 				}
+				if len(hooked) == n {
+					close(allHooked)
+				}
 				return nil
 			}
 		})
-		const n = 150
 		var ms []store.MessageOut
 		for i := range n {
 			ms = append(ms, e.queue(fmt.Sprintf("b%d@example.com", i), "B"))
@@ -876,9 +880,10 @@ func TestGuarantee1_NoStepSentTwice_BacklogRecordedInGroups(t *testing.T) {
 		if err := e.svc.Start(bg); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for e.sink.Count(smtptest.Delivered) < n && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		select {
+		case <-allHooked:
+		case <-time.After(20 * time.Second):
+			t.Errorf("not all %d messages recorded after 20s (sink has %d)", n, e.sink.Count(smtptest.Delivered))
 		}
 		e.svc.Stop()
 		for _, m := range ms {
