@@ -24,6 +24,8 @@ const (
 	modeText mode = iota
 	modeHTML
 	modeMD
+
+	numModes
 )
 
 // funcArity is every public template function with its argument count, for the
@@ -96,8 +98,9 @@ const (
 	markClose = '\uE001'
 )
 
-// state is one Render call: the functions close over it so that concurrent renders
-// of the same Set never share anything mutable.
+// state is one Render call. Everything a render mutates lives here, not in the
+// templates, so that concurrent renders of the same Set never share anything
+// mutable; the template functions reach it through a binding.
 type state struct {
 	data  Data
 	loc   *time.Location
@@ -122,15 +125,23 @@ func (e *missingError) Error() string {
 	return e.ref + " is empty"
 }
 
-func (st *state) funcs(m mode) map[string]any {
+// binding is what a template clone's functions are bound to. Installing functions
+// copies the whole map into the clone, which costs as much as the render itself, so
+// it is done once per clone; the functions then find the render in progress through
+// st, which exec sets for one execution and clears afterwards. A binding belongs to
+// one clone and a clone serves one render at a time, so st needs no lock.
+type binding struct{ st *state }
+
+func (b *binding) funcs(m mode) map[string]any {
 	return map[string]any{
 		"default":   fnDefault,
 		"firstName": fnFirstName,
 		"title":     fnTitle,
 		"upper":     func(v any) string { return strings.ToUpper(toString(v)) },
 		"lower":     func(v any) string { return strings.ToLower(toString(v)) },
-		"cta":       func(label, u any) (any, error) { return st.cta(m, label, u) },
+		"cta":       func(label, u any) (any, error) { return b.st.cta(m, label, u) },
 		"unsubscribeURL": func() (string, error) {
+			st := b.st
 			if st.data.UnsubscribeURL == "" {
 				if st.lenient {
 					return "https://example.com/unsubscribe", nil
@@ -139,18 +150,18 @@ func (st *state) funcs(m mode) map[string]any {
 			}
 			return st.data.UnsubscribeURL, nil
 		},
-		"date":    st.date,
-		"weekday": st.weekday,
+		"date":    func(layout string, v any) (string, error) { return b.st.date(layout, v) },
+		"weekday": func(v any) (string, error) { return b.st.weekday(v) },
 		"addDays": fnAddDays,
 		// spin is only ever seen by the parser: Load rewrites each call to _spin
 		// with a key for its position.
 		"spin": func(string) (string, error) { return "", errors.New("spin: internal error: call not rewritten") },
 		"field": func(name string) string {
-			return st.data.Contact.Fields[name]
+			return b.st.data.Contact.Fields[name]
 		},
-		"_spin":  st.spin,
-		"_req":   func(ref string, v any) (any, error) { return st.require(ref, false, v) },
-		"_check": func(ref string, v any) (any, error) { return st.require(ref, true, v) },
+		"_spin":  func(key, options string) string { return b.st.spin(key, options) },
+		"_req":   func(ref string, v any) (any, error) { return b.st.require(ref, false, v) },
+		"_check": func(ref string, v any) (any, error) { return b.st.require(ref, true, v) },
 		"_md":    fnMarkdownEscape,
 	}
 }

@@ -300,7 +300,7 @@ func TestLint(t *testing.T) {
 // TestFuncNamesMatchImplementation keeps the documented list, the arity table and
 // the function map in step.
 func TestFuncNamesMatchImplementation(t *testing.T) {
-	impl := (&state{}).funcs(modeText)
+	impl := (&binding{}).funcs(modeText)
 	for _, n := range FuncNames() {
 		if _, ok := impl[n]; !ok {
 			t.Errorf("%s is listed but not implemented", n)
@@ -334,4 +334,54 @@ func BenchmarkRenderHTMLPair(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// sendPathTemplate is shaped like a real campaign step: header fields in the front
+// matter, contact fields with fallbacks, a custom field and one cta, so the
+// benchmarks below weigh what the daemon pays per outgoing mail.
+var sendPathTemplate = fstest.MapFS{"step.md": {Data: []byte(`---
+subject: '{{ .Contact.FirstName | default "Hi" }}, a quick idea for {{ .Contact.Company | default "your team" }}'
+preheader: 'Three minutes on {{ field "plan" | default "your plan" }}'
+from_name: '{{ .Sender.Name }}'
+---
+Hi {{ firstName .Contact.FirstName | default "there" }},
+
+Thanks for trying **{{ field "plan" | default "the trial" }}** at {{ .Contact.Company | default "your company" }}.
+Most teams your size get the most out of it once follow-ups run on their own.
+
+{{ cta "Book 15 minutes" (field "calendar" | default "https://cal.example.com/sales") }}
+
+Would {{ .Now | addDays 2 | weekday }} work?
+
+Best,
+{{ .Sender.Name }}
+
+[Unsubscribe]({{ unsubscribeURL }})
+`)}}
+
+func BenchmarkRenderSendPath(b *testing.B) {
+	s := mustLoad(b, sendPathTemplate)
+	d := sampleContact()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Render("step", d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderSendPathParallel is the daemon's shape: many senders rendering
+// from one Set at once.
+func BenchmarkRenderSendPathParallel(b *testing.B) {
+	s := mustLoad(b, sendPathTemplate)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		d := sampleContact()
+		for pb.Next() {
+			if _, err := s.Render("step", d); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

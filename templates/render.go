@@ -7,6 +7,7 @@ import (
 	htmltemplate "html/template"
 	"regexp"
 	"strings"
+	texttemplate "text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -100,25 +101,68 @@ func (s *Set) render(e *entry, d Data, lenient bool) (Rendered, *state, error) {
 }
 
 func (p *part) exec(st *state, m mode) (string, error) {
-	w := &limitWriter{}
-	var err error
 	if p.html != nil {
-		c, cerr := p.html.Clone()
-		if cerr != nil {
-			return "", cerr
+		m = modeHTML
+	}
+	bt, err := p.take(m)
+	if err != nil {
+		return "", err
+	}
+	bt.bind.st = st
+	reuse := false
+	defer func() {
+		// Cleared even on a panic, so a waiting clone never keeps a finished
+		// render's data alive. Only a clean run earns a clone its way back:
+		// html/template makes an escaping failure permanent in the clone, and
+		// failures are too rare for the cost of a fresh clone to matter.
+		bt.bind.st = nil
+		if reuse {
+			p.pool[m].Put(bt)
 		}
-		err = c.Funcs(st.funcs(modeHTML)).Execute(w, st.data)
+	}()
+	w := &limitWriter{}
+	if bt.html != nil {
+		err = bt.html.Execute(w, st.data)
 	} else {
-		c, cerr := p.text.Clone()
-		if cerr != nil {
-			return "", cerr
-		}
-		err = c.Funcs(st.funcs(m)).Execute(w, st.data)
+		err = bt.text.Execute(w, st.data)
 	}
 	if err != nil {
 		return "", p.execError(err)
 	}
+	reuse = true
 	return w.b.String(), nil
+}
+
+// boundTemplate is a clone of a part's template with its functions bound to bind.
+type boundTemplate struct {
+	bind binding
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+// take returns a clone for mode m that no other render is using, making one when
+// the pool has none to spare.
+func (p *part) take(m mode) (*boundTemplate, error) {
+	if bt, ok := p.pool[m].Get().(*boundTemplate); ok {
+		return bt, nil
+	}
+	bt := &boundTemplate{}
+	if p.html != nil {
+		// Always from the parsed original: html/template will not clone a template
+		// that has executed, and pooled clones have.
+		c, err := p.html.Clone()
+		if err != nil {
+			return nil, err
+		}
+		bt.html = c.Funcs(bt.bind.funcs(m))
+	} else {
+		c, err := p.text.Clone()
+		if err != nil {
+			return nil, err
+		}
+		bt.text = c.Funcs(bt.bind.funcs(m))
+	}
+	return bt, nil
 }
 
 func (p *part) execError(err error) *Error {

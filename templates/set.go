@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"text/template/parse"
 	"unicode/utf8"
@@ -20,8 +21,9 @@ import (
 	"github.com/yuin/goldmark"
 )
 
-// Set is a loaded template directory. It is immutable after Load and safe for
-// concurrent use: every Render works on its own clones of the parsed templates.
+// Set is a loaded template directory. It is safe for concurrent use: the parsed
+// templates never change after Load, and every Render executes clones of them that
+// no other render is using at the same time.
 type Set struct {
 	entries map[string]*entry
 	names   []string
@@ -41,12 +43,15 @@ type entry struct {
 
 // part is one parsed template (subject, body, …) with the source it came from. The
 // parsed templates are never executed themselves, only clones: html/template
-// refuses to clone a template that has run, and each render needs its own
-// functions bound to its own data.
+// refuses to clone a template that has run, and each execution needs functions
+// bound to its own render's data. Cloning and binding cost about as much as the
+// render, so clones are kept for reuse in pool, one pool per mode because the mode
+// changes what the functions print.
 type part struct {
 	src  source
 	text *texttemplate.Template
 	html *htmltemplate.Template
+	pool [numModes]sync.Pool // of *boundTemplate
 }
 
 // Load parses every template in fsys. Files whose names start with "." or "_" are
@@ -314,7 +319,8 @@ func parseFrontMatter(file, fm string, line0 int) (map[string]fmValue, Errors) {
 
 // parsePart parses one template and rewrites it (see rewriter).
 func parsePart(name string, src source, m mode, isHTML bool) (*part, Errors) {
-	funcs := (&state{}).funcs(m)
+	// Only the names and signatures matter to the parser; nothing is called.
+	funcs := (&binding{}).funcs(m)
 	p := &part{src: src}
 	trees := map[string]*parse.Tree{}
 	var exists func(string) bool
