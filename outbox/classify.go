@@ -27,7 +27,7 @@ const (
 	// server's answer: the message may have been delivered.
 	vUncertain
 	// stale: the kept connection was found dead before anything was sent
-	// (go-mail's NOOP check); reconnect and send now.
+	// (no answer to MAIL FROM); reconnect and send now.
 	vStale
 )
 
@@ -104,6 +104,12 @@ func classify(err error, msg *gomail.Msg) outcome {
 	}
 	if code == 0 {
 		o.dropConn = true
+		if se.Reason == gomail.ErrSMTPMailFrom {
+			// No answer to the first command of a transaction: the kept
+			// connection had died (the client sends no NOOP first).
+			o.verdict = vStale
+			return o
+		}
 		if se.Reason == gomail.ErrSMTPDataClose {
 			o.verdict = vUncertain
 			return o

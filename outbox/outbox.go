@@ -657,8 +657,9 @@ func (s *Service) process(ctx context.Context, a *account, c *conn, b *batch, m 
 			c.close()
 		case sendErr != nil:
 			// go-mail resets after MAIL and RCPT errors but not after a
-			// refused DATA: start the next message from a clean state.
-			if err := c.client.ResetWithSMTPClient(c.sc); err != nil {
+			// refused DATA: start the next message from a clean state
+			// (with WithoutRset, go-mail's ResetWithSMTPClient would not).
+			if err := c.sc.Reset(); err != nil {
 				c.close()
 			}
 		}

@@ -690,6 +690,44 @@ func TestConcurrentConnectionsAreReused(t *testing.T) {
 	})
 }
 
+// The client sends no NOOP before each message: a kept connection the
+// server dropped while idle shows up as no answer to MAIL FROM, where
+// nothing can have been delivered, and the message goes out at once on a
+// new connection instead of waiting for a retry.
+func TestKeptConnectionDroppedByServerIsRedialedAtOnce(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		e := newEnv(t, st)
+		first := e.queue("first@example.com", "First")
+		if n := e.runOnce(); n != 1 {
+			t.Fatalf("sent %d", n)
+		}
+		e.sink.DropAtMail(1)
+		second := e.queue("second@example.com", "Second")
+		if n := e.runOnce(); n != 1 {
+			t.Fatalf("second run sent %d, want the message sent without waiting for a retry", n)
+		}
+		for _, m := range []store.MessageOut{first, second} {
+			if got := len(e.delivered(m.MessageID)); got != 1 {
+				t.Fatalf("%s delivered %d times", m.MessageID, got)
+			}
+			e.wantStatus(m.ID, store.MessageSent)
+		}
+		if got := e.sink.Count(smtptest.DroppedAtMail); got != 1 {
+			t.Fatalf("%d drops at MAIL FROM, want 1", got)
+		}
+		if c := e.sink.Count(smtptest.Connections); c != 2 {
+			t.Fatalf("%d connections, want the dropped one and its replacement", c)
+		}
+		got, err := st.MessageOutByID(context.Background(), second.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Attempts != 1 || got.LastError != "" {
+			t.Fatalf("attempts %d, last error %q: the dead connection counted as a failed attempt", got.Attempts, got.LastError)
+		}
+	})
+}
+
 // Start expires rows a dead process left sending, the loop sends what
 // Notify announces, and Stop returns once everything is closed.
 func TestStartNotifyStop(t *testing.T) {

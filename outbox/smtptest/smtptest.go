@@ -55,6 +55,9 @@ const (
 	RcptRejects Event = "rcpt_rejects"
 	// DataRejects is a message refused after its final dot (DataReply).
 	DataRejects Event = "data_rejects"
+	// DroppedAtMail is a connection closed instead of answering MAIL
+	// FROM, as a kept connection the server dropped while it was idle.
+	DroppedAtMail Event = "dropped_at_mail"
 	// DroppedBeforeData is a connection closed instead of answering RCPT.
 	DroppedBeforeData Event = "dropped_before_data"
 	// DroppedAfterDot is a message read in full, recorded as delivered, and
@@ -132,6 +135,7 @@ type Server struct {
 	hold           *hold             // BlockData
 	rcptFaults     map[string]*fault // lower-cased address → fault
 	dataFault      *fault
+	dropAtMail     *fault
 	dropBeforeData *fault
 	dropAfterDot   *fault
 	reject         *fault
@@ -254,6 +258,15 @@ func (s *Server) DataReply(reply *smtp.SMTPError, times int) {
 	s.dataFault = &fault{times: times, reply: reply}
 }
 
+// DropAtMail makes the server close the next times connections when MAIL
+// FROM arrives, without answering it: to the client, a connection it kept
+// open that the server had dropped meanwhile.
+func (s *Server) DropAtMail(times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropAtMail = &fault{times: times}
+}
+
 // DropBeforeData makes the server close the next times connections when
 // RCPT TO arrives, without answering it: nothing was delivered.
 func (s *Server) DropBeforeData(times int) {
@@ -303,7 +316,7 @@ func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rcptFaults = map[string]*fault{}
-	s.dataFault, s.dropBeforeData, s.dropAfterDot, s.reject = nil, nil, nil, nil
+	s.dataFault, s.dropAtMail, s.dropBeforeData, s.dropAfterDot, s.reject = nil, nil, nil, nil, nil
 	s.random = nil
 }
 
@@ -511,7 +524,15 @@ func (s *Server) checkPassword(user, pass string) error {
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Lock()
 	need := ss.s.requireAu
+	_, drop := ss.s.dropAtMail.fire()
+	if drop {
+		ss.s.counts[DroppedAtMail]++
+	}
 	ss.s.mu.Unlock()
+	if drop {
+		_ = ss.conn.Close()
+		return errors.New("connection dropped")
+	}
 	if need && ss.authUser == "" {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
