@@ -42,10 +42,11 @@ var sqlWrappers = map[string]bool{
 var rebinders = map[string]bool{"Rebind": true, "rb": true, "webRebind": true}
 
 // safeHelpers return SQL text that holds no data: placeholder lists built
-// from counts, lockSuffix's constant FOR UPDATE clauses, and valuesCTE's
-// WITH clause of placeholders under column names and types its callers
-// write as literals.
-var safeHelpers = map[string]bool{"placeholders": true, "valueRows": true, "lockSuffix": true, "valuesCTE": true}
+// from counts, lockSuffix's constant FOR UPDATE clauses, valuesCTE's and
+// rowsCTE's WITH clause of placeholders under column names and types its
+// callers write as literals, and inList's condition on a literal column.
+var safeHelpers = map[string]bool{"placeholders": true, "valueRows": true, "lockSuffix": true,
+	"valuesCTE": true, "rowsCTE": true, "inList": true}
 
 // allowedExprs are query expressions that are not literals but hold no
 // data, by file: the migrations are SQL files embedded at build time.

@@ -189,8 +189,8 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 	// two claimers lock in the same order.
 	enrollmentIDs := uniqueIDs(rows, func(m MessageOut) int64 { return m.EnrollmentID })
 	var enrollments []claimEnrollment
-	q = `SELECT id, status FROM enrollments WHERE id IN (` + placeholders(len(enrollmentIDs)) + `) ORDER BY id` + r.lockSuffix(false)
-	if err := r.selectRows(ctx, &enrollments, r.rb(q), enrollmentIDs...); err != nil {
+	q = `SELECT id, status FROM enrollments WHERE ` + r.inList("id", "BIGINT", len(enrollmentIDs)) + ` ORDER BY id` + r.lockSuffix(false)
+	if err := r.selectRows(ctx, &enrollments, r.rb(q), listArgs(r, enrollmentIDs)...); err != nil {
 		return nil, nil, fmt.Errorf("store: unable to lock the enrollments of messages to send: %w", err)
 	}
 	enrollmentStatus := make(map[int64]string, len(enrollments))
@@ -200,8 +200,8 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 
 	contactIDs := uniqueIDs(rows, func(m MessageOut) int64 { return m.ContactID })
 	var contacts []claimContact
-	q = `SELECT id, email, stage, suppressed FROM contacts WHERE id IN (` + placeholders(len(contactIDs)) + `) ORDER BY id` + r.lockSuffix(false)
-	if err := r.selectRows(ctx, &contacts, r.rb(q), contactIDs...); err != nil {
+	q = `SELECT id, email, stage, suppressed FROM contacts WHERE ` + r.inList("id", "BIGINT", len(contactIDs)) + ` ORDER BY id` + r.lockSuffix(false)
+	if err := r.selectRows(ctx, &contacts, r.rb(q), listArgs(r, contactIDs)...); err != nil {
 		return nil, nil, fmt.Errorf("store: unable to lock the contacts of messages to send: %w", err)
 	}
 	contactByID := make(map[int64]claimContact, len(contacts))
@@ -210,7 +210,7 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 	}
 
 	// Every address and domain the batch would write to, in one query.
-	var values []any
+	var values []string
 	seen := map[string]bool{}
 	add := func(v string) {
 		if v != "" && !seen[v] {
@@ -228,8 +228,8 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 	suppressed := map[string]claimSuppression{}
 	if len(values) > 0 {
 		var list []claimSuppression
-		q = `SELECT value, kind, reason FROM suppressions WHERE value IN (` + placeholders(len(values)) + `)`
-		if err := r.selectRows(ctx, &list, r.rb(q), values...); err != nil {
+		q = `SELECT value, kind, reason FROM suppressions WHERE ` + r.inList("value", "TEXT", len(values))
+		if err := r.selectRows(ctx, &list, r.rb(q), listArgs(r, values)...); err != nil {
 			return nil, nil, fmt.Errorf("store: unable to check suppressions: %w", err)
 		}
 		for _, sp := range list {
@@ -253,9 +253,13 @@ func (r *runner) claimForSend(ctx context.Context, account string, now time.Time
 	}
 
 	if len(claimed) > 0 {
-		args := append([]any{now}, idArgs(claimed, func(m MessageOut) int64 { return m.ID })...)
+		ids := make([]int64, len(claimed))
+		for i, m := range claimed {
+			ids[i] = m.ID
+		}
+		args := append([]any{now}, listArgs(r, ids)...)
 		q = `UPDATE messages_out SET status = 'sending', attempts = attempts + 1, updated_at = ?
-			WHERE status = 'queued' AND id IN (` + placeholders(len(claimed)) + `)`
+			WHERE status = 'queued' AND ` + r.inList("id", "BIGINT", len(claimed))
 		res, err := r.exec(ctx, r.rb(q), args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: unable to mark messages sending: %w", classify(err))
@@ -319,12 +323,12 @@ func emailDomain(addr string) string {
 	return addr[at+1:]
 }
 
-func uniqueIDs(rows []MessageOut, id func(MessageOut) int64) []any {
+func uniqueIDs(rows []MessageOut, id func(MessageOut) int64) []int64 {
 	ids := make([]int64, len(rows))
 	for i, m := range rows {
 		ids[i] = id(m)
 	}
-	return anyArgs(sortedUnique(ids))
+	return sortedUnique(ids)
 }
 
 func outcomeData(m MessageOut, reason string, hardBounce bool) sendOutcomeData {

@@ -97,6 +97,7 @@ var outboxCases = []struct {
 	{"mark_sent_batch_records_each_once", testMarkSentBatch},
 	{"advance_never_undoes_a_stop", testAdvanceNeverUndoesAStop},
 	{"insert_messages_once_per_step", testInsertMessagesOutOnce},
+	{"batch_forms_keep_values_exactly", testBatchFormsKeepValues},
 	{"retry_and_unclaim", testRetryAndUnclaim},
 	{"hard_bounce_suppresses", testHardBounce},
 	{"uncertain_expire_requeue", testUncertainExpireRequeue},
@@ -392,6 +393,52 @@ func testInsertMessagesOutOnce(t *testing.T, s *Store) {
 	}
 	if _, err := s.MessageOutByMessageID(ctx, "second@seller.test"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a second message for a queued step was inserted (err %v)", err)
+	}
+}
+
+// The multi-row forms carry every value as the single-row ones do: text
+// with the characters an array literal or a VALUES list could trip on,
+// empty strings, NULL thread roots and times to the microsecond.
+func testBatchFormsKeepValues(t *testing.T, s *Store) {
+	f := obSeed(t, s, "quote@example.com")
+	tricky := "Re: \"quoted\", {braced}, back\\slash, NULL, 'single'\nnew line\ttab é ✓"
+	next := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.FixedZone("x", 3600))
+	m := MessageOut{EnrollmentID: f.enrollment, Step: 0, ContactID: f.contactID, Account: "main",
+		MessageID: "tricky@seller.test", Subject: tricky, Sequence: "intro", Template: "t", ToAddr: f.email,
+		ToName: "", FromAddr: "me@seller.test", FromName: tricky, References: "<a@b> <c@d>",
+		BodyText: tricky + "\n", BodyHTML: "<p>" + tricky + "</p>", NextAttemptAt: &next}
+	var inserted map[int64]int64
+	err := s.InTx(ctx, func(tx *Tx) (err error) {
+		inserted, err = tx.InsertMessagesOutOnce(ctx, []MessageOut{m})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("InsertMessagesOutOnce: %v", err)
+	}
+	got := obMessage(t, s, inserted[f.enrollment])
+	if got.Subject != m.Subject || got.FromName != m.FromName || got.ToName != "" || got.ThreadRoot != "" ||
+		got.References != m.References || got.BodyText != m.BodyText || got.BodyHTML != m.BodyHTML {
+		t.Fatalf("stored row differs:\n got %+v\nwant %+v", got, m)
+	}
+	if got.NextAttemptAt == nil || !got.NextAttemptAt.Equal(next) {
+		t.Fatalf("next_attempt_at = %v, want %v", got.NextAttemptAt, next)
+	}
+	claimed, _ := obClaim(t, s, next.Add(time.Minute), 10)
+	if len(claimed) != 1 {
+		t.Fatalf("claimed %d", len(claimed))
+	}
+	sentAt := time.Date(2026, 3, 4, 6, 0, 0, 654321000, time.UTC)
+	if _, err := s.MarkSentBatch(ctx, []SentMessage{{ID: got.ID, At: sentAt}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got = obMessage(t, s, got.ID)
+	if got.Status != MessageSent || got.SentAt == nil || !got.SentAt.Equal(sentAt) {
+		t.Fatalf("after MarkSentBatch: %s sent_at %v, want sent at %v", got.Status, got.SentAt, sentAt)
+	}
+	evs := timeline(t, s, f.contactID)
+	last := evs[len(evs)-1]
+	if last.Type != EventSent || decode(t, last.Data)["subject"] != tricky {
+		t.Fatalf("last event = %s %s, want sent with the subject as given", last.Type, last.Data)
 	}
 }
 
