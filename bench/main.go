@@ -49,6 +49,9 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	// The daemon's pipeline runs in this process: the same GC target as
+	// followupd run.
+	daemon.TuneGC()
 	env, err := newEnv(*db, !*asJSON)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

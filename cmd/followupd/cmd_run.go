@@ -26,6 +26,7 @@ func cmdRun(e *env, args []string) error {
 	if len(pos) != 0 {
 		return usageErr("unexpected argument %q", pos[0])
 	}
+	daemon.TuneGC()
 	d, err := daemon.New(e.ctx, daemon.Options{ConfigPath: e.configPath, Migrate: *migrate, LogOutput: e.stderr})
 	if err != nil {
 		return err
