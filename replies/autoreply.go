@@ -3,8 +3,6 @@ package replies
 import (
 	"regexp"
 	"strings"
-
-	"github.com/emersion/go-message/mail"
 )
 
 // Auto-reply detection (RFC 3834 and the usual vendor headers and subjects).
@@ -13,18 +11,18 @@ var (
 	// subjects that say "auto-reply" wherever the words are
 	oooSubjectRE = newPatternSet(`out[- ]of[- ](?:the[- ])?office|automatic reply|automatic response|auto[- ]?reply|auto[- ]?response|autoreply|auto[- ]?respond|automatische antwort|automatische r[uü]ckantwort|abwesenheitsnotiz|abwesenheitsnachricht|automatisch antwoord|automatisch bericht|afwezigheidsbericht|afwezigheidsmelding|r[eé]ponse automatique|message d'absence|absence du bureau|nicht im b[uü]ro|niet op kantoor|niet aanwezig|vacation (?:reply|notice|alert|message|response|autoreply)|on vacation|away from (?:the |my )?(?:office|desk|e-?mail|mail)|^\s*auto:|\booo\b|respuesta autom[aá]tica|fuera de (?:la )?oficina|risposta automatica|fuori (?:sede|ufficio)|resposta autom[aá]tica|fora do escrit[oó]rio|autosvar|fr[aå]nvaro|frav[æe]r|automaattinen vastaus|autoodpowied[zź]|automatyczna odpowied[zź]|nieobecno[sś][cć]|automatick[aá] odpov[eě][dď]|automatikus v[aá]lasz|otomatik yan[ıi]t|автоответ|автоматический ответ`)
 	// subjects that say it only at the start, followed by ":" or a date cue
-	awaySubjectRE = regexp.MustCompile(`^\s*(?:away|vacation|holiday|on leave|afwezig|met vakantie|vakantie|abwesend|urlaub|absent|absente|absence|cong[eé]s?|en cong[eé])\b\s*(?::|until|till|from|through|tot|t/m|bis|vom|ab|jusqu|du|van|\(|-|–|$)`)
+	awaySubjectRE = mustStartRE(`^\s*(?:away|vacation|holiday|on leave|afwezig|met vakantie|vakantie|abwesend|urlaub|absent|absente|absence|cong[eé]s?|en cong[eé])\b\s*(?::|until|till|from|through|tot|t/m|bis|vom|ab|jusqu|du|van|\(|-|–|$)`)
 	// subjects of acknowledgement auto-replies, trusted with a bulk header
-	ackSubjectRE = regexp.MustCompile(`^\s*(?:thank you for (?:your )?(?:e-?mail|message|mail|contacting|inquiry|enquiry|reaching out)|thanks for (?:your )?(?:e-?mail|message|mail|contacting|reaching out)|we(?:'ve| have) received your|danke f[uü]r ihre (?:nachricht|e-?mail|anfrage)|vielen dank f[uü]r ihre (?:nachricht|e-?mail|anfrage)|bedankt voor (?:je|uw) (?:bericht|e-?mail|mail)|merci pour votre (?:message|e-?mail|courriel))`)
+	ackSubjectRE = mustStartRE(`^\s*(?:thank you for (?:your )?(?:e-?mail|message|mail|contacting|inquiry|enquiry|reaching out)|thanks for (?:your )?(?:e-?mail|message|mail|contacting|reaching out)|we(?:'ve| have) received your|danke f[uü]r ihre (?:nachricht|e-?mail|anfrage)|vielen dank f[uü]r ihre (?:nachricht|e-?mail|anfrage)|bedankt voor (?:je|uw) (?:bericht|e-?mail|mail)|merci pour votre (?:message|e-?mail|courriel))`)
 	// "Re:", "AW:", "Antw:", "SV:", "TR:", "Fwd:" …
-	replyPrefixRE = regexp.MustCompile(`(?i)^\s*(?:re|aw|antw|antwort|sv|vs|wg|fw|fwd|tr|rif|ref)\s*(?:\[\d+\])?\s*:`)
+	replyPrefixRE = mustStartRE(`(?i)^\s*(?:re|aw|antw|antwort|sv|vs|wg|fw|fwd|tr|rif|ref)\s*(?:\[\d+\])?\s*:`)
 )
 
 // isAutoReply decides whether a message that is not a bounce is an
-// automatic reply. threaded says whether it refers to an earlier message.
-func isAutoReply(h mail.Header, subject string, threaded bool) bool {
+// automatic reply. ls is the subject in lower case, threaded says whether
+// the message refers to an earlier one.
+func isAutoReply(h header, subject, ls string, threaded bool) bool {
 	bulkList := h.Get("List-Unsubscribe") != "" || h.Get("List-Id") != ""
-	ls := strings.ToLower(subject)
 	ooo := oooSubjectRE.MatchString(ls)
 	away := awaySubjectRE.MatchString(ls)
 	ack := ackSubjectRE.MatchString(ls)
@@ -39,7 +37,7 @@ func isAutoReply(h mail.Header, subject string, threaded bool) bool {
 			return true
 		}
 	}
-	for _, k := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply", "X-Vacation"} {
+	for _, k := range autoReplyFlags {
 		if v := strings.ToLower(strings.TrimSpace(h.Get(k))); v != "" && v != "no" && v != "false" && v != "0" {
 			return true
 		}
@@ -65,8 +63,12 @@ func isAutoReply(h mail.Header, subject string, threaded bool) bool {
 	return false
 }
 
+// autoReplyFlags are header fields that mark an auto-reply unless they say
+// "no".
+var autoReplyFlags = []string{"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply", "X-Vacation"}
+
 // isBulk reports whether a message looks like a newsletter or notification.
-func isBulk(h mail.Header, fromAddr string) bool {
+func isBulk(h header, fromAddr string) bool {
 	if h.Get("List-Unsubscribe") != "" || h.Get("List-Id") != "" || h.Get("List-Post") != "" {
 		return true
 	}
@@ -84,7 +86,7 @@ func isBulk(h mail.Header, fromAddr string) bool {
 }
 
 var (
-	readSubjectRE = regexp.MustCompile(`(?i)^\s*(?:read|not read|gelesen|ungelesen|gelezen|niet gelezen|lu|non lu)\s*:`)
+	readSubjectRE = mustStartRE(`(?i)^\s*(?:read|not read|gelesen|ungelesen|gelezen|niet gelezen|lu|non lu)\s*:`)
 	readBodyRE    = regexp.MustCompile(`(?i)\bwas read\b|\bwurde .{0,40}gelesen|\bis .{0,40}gelezen|\ba été lu|\bwas deleted without being read|\bgelöscht, ohne gelesen`)
 )
 

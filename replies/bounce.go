@@ -75,7 +75,9 @@ func splitBlocks(s string) []string {
 // net/textproto and falls back to a line-by-line reading when the block is
 // malformed, so one bad line does not lose the block.
 func readFieldBlock(block string) textproto.MIMEHeader {
-	r := textproto.NewReader(bufio.NewReader(strings.NewReader(block + "\n")))
+	// a buffer the size of the block rather than bufio's 4 KiB: the reader
+	// reads lines of any length whatever its buffer size
+	r := textproto.NewReader(bufio.NewReaderSize(strings.NewReader(block+"\n"), len(block)+1))
 	h, err := r.ReadMIMEHeader()
 	if err == nil {
 		return h
@@ -144,26 +146,26 @@ var senderReasonRE = newPatternSet(`sender address rejected|sender verify failed
 
 // reasonClass decides "hard", "soft" or "" from the reason text and the
 // status code. delayed is true for DSNs with Action: delayed.
-func reasonClass(reason, status, dsnStatus string, delayed bool) string {
+func reasonClass(reasonText, status, dsnStatus string, delayed bool) string {
 	if delayed || strings.HasPrefix(dsnStatus, "4.") {
 		return "soft"
 	}
-	reason = strings.ToLower(reason)
+	reason := indexText(strings.ToLower(reasonText))
 	switch {
-	case softReasonRE.MatchString(reason):
+	case softReasonRE.matchText(reason):
 		return "soft"
-	case senderReasonRE.MatchString(reason):
+	case senderReasonRE.matchText(reason):
 		return ""
-	case hardReasonRE.MatchString(reason):
+	case hardReasonRE.matchText(reason):
 		return "hard"
-	case sizeReasonRE.MatchString(reason):
+	case sizeReasonRE.matchText(reason):
 		if strings.HasSuffix(status, ".2.3") {
 			return "soft" // the recipient's own size limit
 		}
 		return ""
-	case policyReasonRE.MatchString(reason):
+	case policyReasonRE.matchText(reason):
 		return ""
-	case weakHardRE.MatchString(reason):
+	case weakHardRE.matchText(reason):
 		return "hard"
 	}
 	// no reason text we know: the status code alone
@@ -184,37 +186,37 @@ func reasonClass(reason, status, dsnStatus string, delayed bool) string {
 
 // Bounce detection signals.
 var (
-	daemonLocalRE = regexp.MustCompile(`(?i)^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|post[-_.]master|poostmaster|mdaemon|mail\.delivery\.system)$`)
+	daemonLocalRE = mustStartRE(`(?i)^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|post[-_.]master|poostmaster|mdaemon|mail\.delivery\.system)$`)
 	daemonNameRE  = regexp.MustCompile(`(?i)mail(?:er)?[- ]?daemon|mail delivery|delivery (?:status|subsystem|system)|postmaster|\bndr\b`)
 
 	// subjects that start like a bounce
-	bounceSubjectRE = regexp.MustCompile(`^\s*(?:\*+\s*)?(?:undeliverable|undelivered|undeliverable mail|delivery status notification|delivery (?:status|report|failure|failed|notification|problem)|failure notice|failed delivery|returned mail|return(?:ed)? to sender|mail delivery (?:failed|failure|system)|mail failure|non-?delivery|nondeliverable|message (?:not delivered|delivery has failed|status - undeliverable|you sent blocked)|could not send message|warning: could not send|delivery has failed|loop alert|notice: mail delivery status|postmaster notify|unzustellbar|nicht zustellbar|onbestelbaar|niet afgeleverd|non remis|non distribu|[eé]chec de (?:la )?(?:remise|distribution)|message (?:non|not) delivered|mail system error|delivery notification|mail could not be delivered|error sending message|ndn:|nicht zugestellt|zustellung fehlgeschlagen|niet bezorgd|bezorging mislukt|non consegnato|no se puede entregar|mensaje no entregado|undeliverable message)`)
+	bounceSubjectRE = mustStartRE(`^\s*(?:\*+\s*)?(?:undeliverable|undelivered|undeliverable mail|delivery status notification|delivery (?:status|report|failure|failed|notification|problem)|failure notice|failed delivery|returned mail|return(?:ed)? to sender|mail delivery (?:failed|failure|system)|mail failure|non-?delivery|nondeliverable|message (?:not delivered|delivery has failed|status - undeliverable|you sent blocked)|could not send message|warning: could not send|delivery has failed|loop alert|notice: mail delivery status|postmaster notify|unzustellbar|nicht zustellbar|onbestelbaar|niet afgeleverd|non remis|non distribu|[eé]chec de (?:la )?(?:remise|distribution)|message (?:non|not) delivered|mail system error|delivery notification|mail could not be delivered|error sending message|ndn:|nicht zugestellt|zustellung fehlgeschlagen|niet bezorgd|bezorging mislukt|non consegnato|no se puede entregar|mensaje no entregado|undeliverable message)`)
 	// delivery and relay confirmations
-	successSubjectRE = regexp.MustCompile(`\((?:success|relay(?:ed)?|delivered)\)|^\s*(?:delivered|relayed|zugestellt|bezorgd|remis)\s*:|successfully delivered|delivery (?:confirmation|receipt)`)
+	successSubjectRE = newPatternSet(`\((?:success|relay(?:ed)?|delivered)\)|^\s*(?:delivered|relayed|zugestellt|bezorgd|remis)\s*:|successfully delivered|delivery (?:confirmation|receipt)`)
 	// subjects that mean a bounce wherever the words are
-	bounceSubjectAnyRE = regexp.MustCompile(`undelivered mail returned to sender|returning message to sender|delivery status notification \((?:failure|delay)|mail delivery failed|\. mail failure\.?$`)
+	bounceSubjectAnyRE = newPatternSet(`undelivered mail returned to sender|returning message to sender|delivery status notification \((?:failure|delay)|mail delivery failed|\. mail failure\.?$`)
 
 	// sentences of mail delivery software
 	bounceBodyRE = newPatternSet(`this message was created automatically by mail delivery software|this is the qmail-send program|this is the mail system at host|the original message was received at|delivery has failed to these recipients|did not reach the following recipient|could not be delivered to one or more|delivery to the following recipients? (?:failed|was aborted)|following addresses had (?:permanent fatal|delivery problems|fatal|transient)|i'm afraid i wasn't able to deliver|unable to deliver (?:your )?message to|message could not be delivered|was undeliverable|this is a delivery status notification|automatically generated delivery status notification|your message could not be delivered|error delivering your mail|the following address(?:\(es\)|es)? failed|has not been delivered|non-delivered|not been delivered|was not delivered|could not be delivered|failed permanently|has been delayed|message is delayed|is delayed for|will be retried|original mail as follows|duplicated message-id|was not relayed|requested action not taken|delivery failed|this is the mail(?:er)?[- ]daemon|delivery status notification|message delivery has failed|did not reach some or all|cannot be reached|could not deliver|undeliverable|the following recipients? (?:could not|were affected)|returned mail|zustellung an folgende empf|ist fehlgeschlagen|konnte nicht zugestellt werden|nicht zugestellt|levering aan deze|is mislukt|kon niet worden bezorgd|niet worden afgeleverd|la remise des messages|a échoué|n'a pas pu être remis|n'a pas pu être distribué`)
 
 	// an SMTP reply with an enhanced status code: "550 5.1.1", "#5.1.1"
-	smtpCodeRE = regexp.MustCompile(`\b[45]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}\b|\(#[245]\.\d{1,3}\.\d{1,3}|\b[45]\d\d [-–] (?:requested|user|mailbox)`)
+	smtpCodeRE = mustFindRE(`\b[45]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}\b|\(#[245]\.\d{1,3}\.\d{1,3}|\b[45]\d\d [-–] (?:requested|user|mailbox)`)
 
 	// the start of the returned message inside a non-standard bounce
-	returnedMarkerRE = regexp.MustCompile(`(?im)^[ \t]*[-=*]*[ \t]*(?:below this line is a copy of the message|this is a copy of the message|original message follows|the header of the original message|original message headers|message headers follow|unsent message follows|below is a copy of the original message|included is a copy of the message header|original mail as follows|a copy of the original message|the original message follows|original message|undelivered message follows|headers of the original message|returned message)\b`)
+	returnedMarkerRE = mustFindRE(`(?im)^[ \t]*[-=*]*[ \t]*(?:below this line is a copy of the message|this is a copy of the message|original message follows|the header of the original message|original message headers|message headers follow|unsent message follows|below is a copy of the original message|included is a copy of the message header|original mail as follows|a copy of the original message|the original message follows|original message|undelivered message follows|headers of the original message|returned message)\b`)
 
 	// the Message-ID of the returned message written inline
-	inlineMsgIDRE = regexp.MustCompile(`(?im)^[ \t>]*message-id:[ \t]*(?:\n[ \t]+)?<([^<>\s]+)>`)
-	inlineToRE    = regexp.MustCompile(`(?im)^[ \t]*to:[ \t]*(.+)$`)
+	inlineMsgIDRE = mustFindRE(`(?im)^[ \t>]*message-id:[ \t]*(?:\n[ \t]+)?<([^<>\s]+)>`)
+	inlineToRE    = mustFindRE(`(?im)^[ \t]*to:[ \t]*(.+)$`)
 
 	// recipient written in a non-standard notice, most reliable first
-	recipientREs = []*regexp.Regexp{
-		regexp.MustCompile(`(?im)^[ \t]*(?:final|original)-recipient:[ \t]*(?:rfc822[ \t]*;)?[ \t]*<?([^\s<>;]+@[^\s<>;]+?)>?[ \t]*$`),
-		regexp.MustCompile(`(?i)rcpt to:\s*<([^\s<>]+@[^\s<>]+)>`),
-		regexp.MustCompile(`(?i)rcpt to:\s*([^\s<>]+@[^\s<>]+)`),
-		regexp.MustCompile(`(?i)(?:recipient address|\baddress|unknown user|unknown recipient|delivering your mail to|deliver(?:ed)? (?:your )?(?:mail|message) to|deliver message to|failed for|undeliverable to|exceeds allowed size|duplicated message-id in)\s*:?\s*<?([^\s<>"]+@[^\s<>"]+?)>?(?:[\s,.;:)\]]|$)`),
-		regexp.MustCompile(`(?m)^[ \t]*(?:>>>[ \t]*)?<([^\s<>]+@[^\s<>]+)>[ \t]*(?::|\.\.\.|$|\()`),
-		regexp.MustCompile(`(?m)^[ \t]*"?([^\s<>":]+@[^\s<>":]+?)"?[ \t]*:`),
+	recipientREs = []*findRE{
+		mustFindRE(`(?im)^[ \t]*(?:final|original)-recipient:[ \t]*(?:rfc822[ \t]*;)?[ \t]*<?([^\s<>;]+@[^\s<>;]+?)>?[ \t]*$`),
+		mustFindRE(`(?i)rcpt to:\s*<([^\s<>]+@[^\s<>]+)>`),
+		mustFindRE(`(?i)rcpt to:\s*([^\s<>]+@[^\s<>]+)`),
+		mustFindRE(`(?i)(?:recipient address|\baddress|unknown user|unknown recipient|delivering your mail to|deliver(?:ed)? (?:your )?(?:mail|message) to|deliver message to|failed for|undeliverable to|exceeds allowed size|duplicated message-id in)\s*:?\s*<?([^\s<>"]+@[^\s<>"]+?)>?(?:[\s,.;:)\]]|$)`),
+		mustFindRE(`(?m)^[ \t]*(?:>>>[ \t]*)?<([^\s<>]+@[^\s<>]+)>[ \t]*(?::|\.\.\.|$|\()`),
+		mustFindRE(`(?m)^[ \t]*"?([^\s<>":]+@[^\s<>":]+?)"?[ \t]*:`),
 	}
 )
 
@@ -224,10 +226,18 @@ var (
 func isDaemonSender(fromAddr, fromRaw string) bool {
 	if fromAddr == "" {
 		t := strings.TrimSpace(fromRaw)
-		return t == "" || strings.Contains(t, "<>") || daemonNameRE.MatchString(t)
+		return t == "" || strings.Contains(t, "<>") || isDaemonName(t)
 	}
 	local, _, _ := strings.Cut(fromAddr, "@")
-	return daemonLocalRE.MatchString(local) || daemonNameRE.MatchString(fromRaw)
+	return daemonLocalRE.MatchString(local) || isDaemonName(fromRaw)
+}
+
+// isDaemonName matches daemonNameRE, which runs on every message, after a
+// test that rules out most senders: each match contains "mail", "deliver",
+// "ndr" or "postmaster", of which the test looks for "tma" (the expression
+// ignores case, so an 's' could also be a long s, ſ).
+func isDaemonName(s string) bool {
+	return containsAnyFold(s, "mail", "deliver", "ndr", "tma") && daemonNameRE.MatchString(s)
 }
 
 // bounceView is what bounce detection and analysis read.
@@ -236,6 +246,8 @@ type bounceView struct {
 	fromAddr string
 	fromRaw  string
 	subject  string
+	lower    string // subject in lower case, once computed
+	lowerSet bool
 	notice   string // human-readable notification, without the returned message
 	returned string // the returned message written inline, if any
 	dsn      []dsnRecipient
@@ -266,7 +278,7 @@ func (v *bounceView) readText() {
 	if len(p.plain) > 0 {
 		text = strings.Join(p.plain, "\n")
 	} else if len(p.html) > 0 {
-		text = htmlToText(p.html[0])
+		text = p.htmlText(0)
 	}
 	text = truncate(text, maxNoticeText)
 	if loc := returnedMarkerRE.FindStringIndex(text); loc != nil {
@@ -301,7 +313,7 @@ func (v *bounceView) isBounce() bool {
 		return true // Exim and others name the failed recipients in a header
 	}
 	daemon := v.fromDaemon()
-	ls := strings.ToLower(v.subject)
+	ls := v.lowerSubject()
 	subj := bounceSubjectRE.MatchString(ls) || bounceSubjectAnyRE.MatchString(ls)
 	if !daemon && !subj {
 		return false // every rule below needs one of the two
@@ -313,7 +325,8 @@ func (v *bounceView) isBounce() bool {
 	head := truncate(v.notice, 20000)
 	lower := strings.ToLower(head)
 	smtp := smtpCodeRE.MatchString(head)
-	body := bounceBodyRE.MatchString(lower) || smtp
+	indexed := indexText(lower)
+	body := bounceBodyRE.matchText(indexed) || smtp
 	// without a daemon sender, the wording is not enough ("Delivery failed:
 	// your parcel could not be delivered"): an SMTP reply, a returned message
 	// or a recipient address must be there too
@@ -326,10 +339,19 @@ func (v *bounceView) isBounce() bool {
 		return true
 	case daemon && len(v.p.returned) > 0:
 		return true
-	case daemon && (hardReasonRE.MatchString(lower) || softReasonRE.MatchString(lower)):
+	case daemon && (hardReasonRE.matchText(indexed) || softReasonRE.matchText(indexed)):
 		return true
 	}
 	return false
+}
+
+// lowerSubject returns the subject in lower case; auto-reply detection
+// reads it too.
+func (v *bounceView) lowerSubject() string {
+	if !v.lowerSet {
+		v.lower, v.lowerSet = strings.ToLower(v.subject), true
+	}
+	return v.lower
 }
 
 // fromDaemon reports whether the message comes from mail delivery software.
@@ -402,7 +424,7 @@ func (v *bounceView) analyse(res *Result, ownAddrs []string) {
 
 // textStatusRE finds an enhanced status code next to an SMTP reply code or in
 // a qmail "(#5.1.1)" or "Status:" form.
-var textStatusRE = regexp.MustCompile(`(?i)(?:\b[245]\d\d[ -]|#|status:?\s*)([245]\.\d{1,3}\.\d{1,3})\b`)
+var textStatusRE = mustFindRE(`(?i)(?:\b[245]\d\d[ -]|#|status:?\s*)([245]\.\d{1,3}\.\d{1,3})\b`)
 
 func textStatus(s string) string {
 	if m := textStatusRE.FindStringSubmatch(s); m != nil {
@@ -446,7 +468,7 @@ func (v *bounceView) noticeRecipient(own []string) string {
 // message; single says whether To named just that one.
 func (v *bounceView) returnedRecipient(own []string) (string, bool) {
 	for _, r := range v.p.returned {
-		if r.header.Header.Len() == 0 {
+		if r.header.Len() == 0 {
 			continue
 		}
 		if as := addresses(r.header, "To"); len(as) > 0 && !contains(own, as[0]) {
@@ -467,7 +489,7 @@ func (v *bounceView) returnedRecipient(own []string) (string, bool) {
 // originalMessageID finds the Message-ID of the returned message.
 func (v *bounceView) originalMessageID() string {
 	for _, r := range v.p.returned {
-		if r.header.Header.Len() > 0 {
+		if r.header.Len() > 0 {
 			if ids := msgIDs(r.header, "Message-Id"); len(ids) > 0 {
 				return ids[0]
 			}

@@ -26,7 +26,7 @@ func corpusDir(t *testing.T) string {
 }
 
 // readCSV returns the rows of a CSV file as maps keyed by the header names.
-func readCSV(t *testing.T, path string) []map[string]string {
+func readCSV(t testing.TB, path string) []map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -128,7 +128,7 @@ type compiledPhrase struct {
 type compiledRules struct {
 	phrases []compiledPhrase
 	byFirst map[string][]int // exact first word → phrase indexes
-	wild    []int            // phrases starting with a prefix word
+	wild    [256][]int       // phrases starting with a prefix word, by its first byte
 	neg     map[string]bool
 	rules   []IntentRule
 }
@@ -149,7 +149,8 @@ func compileRules(r Rules) *compiledRules {
 			idx := len(c.phrases)
 			c.phrases = append(c.phrases, compiledPhrase{words: words, rule: ri})
 			if words[0].prefix {
-				c.wild = append(c.wild, idx)
+				b := words[0].text[0]
+				c.wild[b] = append(c.wild[b], idx)
 			} else {
 				c.byFirst[words[0].text] = append(c.byFirst[words[0].text], idx)
 			}
@@ -187,10 +188,10 @@ type textWord struct {
 }
 
 func textWords(s string) []textWord {
-	toks := tokenize(fold(s))
-	out := make([]textWord, 0, len(toks))
+	s = fold(s)
+	out := make([]textWord, 0, len(s)/5+1)
 	barrier, clause := true, true
-	for _, t := range toks {
+	forEachToken(s, func(t token) {
 		if t.kind == tokPunct {
 			switch t.text {
 			case ".", "!", "?", ";", ":":
@@ -199,11 +200,11 @@ func textWords(s string) []textWord {
 			default:
 				clause = true
 			}
-			continue
+			return
 		}
 		out = append(out, textWord{text: t.text, clause: clause || t.clause, barrier: barrier || t.sentence})
 		barrier, clause = false, false
-	}
+	})
 	return out
 }
 
@@ -225,8 +226,10 @@ func (c *compiledRules) matchAll(ws []textWord) []phraseMatch {
 		for _, pi := range c.byFirst[w.text] {
 			try(pi, k)
 		}
-		for _, pi := range c.wild {
-			try(pi, k)
+		if w.text != "" {
+			for _, pi := range c.wild[w.text[0]] {
+				try(pi, k)
+			}
 		}
 	}
 	return out
@@ -302,19 +305,27 @@ func (c *compiledRules) intentOf(text string, hasAddress, hasCc bool) (Intent, *
 			maxLen = m.end - m.start
 		}
 	}
-	firstAt := make(map[int]int, len(matches)) // start word → first match index
-	for i := len(matches) - 1; i >= 0; i-- {
-		firstAt[matches[i].start] = i
-	}
 	covered := make([]bool, len(matches))
+	// firstAt: start word → index of the first match there, or -1; a match
+	// can only be covered by another one
+	var firstAt []int
+	if len(matches) > 1 {
+		firstAt = make([]int, len(ws))
+		for i := range firstAt {
+			firstAt[i] = -1
+		}
+		for i := len(matches) - 1; i >= 0; i-- {
+			firstAt[matches[i].start] = i
+		}
+	}
 	for i, m := range matches {
-		if !alive[i] {
+		if !alive[i] || firstAt == nil {
 			continue
 		}
 	search:
-		for st := m.start - maxLen; st <= m.start; st++ {
-			j, ok := firstAt[st]
-			if !ok {
+		for st := max(m.start-maxLen, 0); st <= m.start; st++ {
+			j := firstAt[st]
+			if j < 0 {
 				continue
 			}
 			for ; j < len(matches) && matches[j].start == st; j++ {

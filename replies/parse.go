@@ -1,10 +1,10 @@
 package replies
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"mime"
+	netmail "net/mail"
 	"regexp"
 	"strings"
 	"time"
@@ -13,7 +13,6 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
 )
 
 // Limits that keep the cost of one message bounded whatever its size.
@@ -26,7 +25,7 @@ const (
 
 // parsedMessage is what the classifier needs from a raw message.
 type parsedMessage struct {
-	header     mail.Header // top-level header (empty when the input had none)
+	header     header // top-level header (empty when the input had none)
 	hasHeader  bool
 	plain      []string // inline text/plain bodies, outside returned messages
 	html       []string // inline text/html bodies, outside returned messages
@@ -34,18 +33,49 @@ type parsedMessage struct {
 	returned   []returnedPart
 	reportType string // report-type of a multipart/report, lower-case
 	parts      int
+
+	htmlTexts []string // htmlToText of html, filled in by htmlText
+	htmlDone  []bool
+}
+
+// htmlText returns the text of the HTML part i, converted once: bounce
+// detection and the visible text may both need it.
+func (p *parsedMessage) htmlText(i int) string {
+	if p.htmlTexts == nil {
+		p.htmlTexts = make([]string, len(p.html))
+		p.htmlDone = make([]bool, len(p.html))
+	}
+	if !p.htmlDone[i] {
+		p.htmlTexts[i], p.htmlDone[i] = htmlToText(p.html[i]), true
+	}
+	return p.htmlTexts[i]
 }
 
 // returnedPart is a message (or only its header) returned inside a bounce.
 type returnedPart struct {
-	header mail.Header
+	header header
 	text   string
 }
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
-// headerLineRE matches the start of a header field: a field name and a colon.
-var headerLineRE = regexp.MustCompile(`^[!-9;-~]+[ \t]*:`)
+// isHeaderLine reports whether line starts with a header field: a field
+// name of printable ASCII other than ':', optional blanks, and a colon
+// (`^[!-9;-~]+[ \t]*:`). It runs on every header line, so it is a plain
+// scan rather than a regular expression.
+func isHeaderLine[T string | []byte](line T) bool {
+	i := 0
+	for i < len(line) && line[i] >= '!' && line[i] <= '~' && line[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i < len(line) && line[i] == ':'
+}
 
 // paramLineRE matches a MIME parameter on a line of its own.
 var paramLineRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9*-]*\s*=`)
@@ -64,9 +94,8 @@ func parseMessage(raw []byte) *parsedMessage {
 		return p
 	}
 	p.hasHeader = true
-	h := parseHeaderLenient(hdr)
-	p.header = mail.Header{Header: h}
-	e, _ := message.New(h, bytes.NewReader(body)) // unknown charset/encoding: keep going
+	p.header = parseHeaderLenient(hdr)
+	e, _ := message.New(p.header.entityHeader(), bytes.NewReader(body)) // unknown charset/encoding: keep going
 	p.walk(e, 0)
 	return p
 }
@@ -92,7 +121,7 @@ func splitHeader(raw []byte) (hdr, body []byte, ok bool) {
 	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 		first = raw[:i]
 	}
-	if !headerLineRE.Match(first) {
+	if !isHeaderLine(first) {
 		return nil, raw, false
 	}
 	for i := 0; i < len(raw); {
@@ -109,50 +138,6 @@ func splitHeader(raw []byte) (hdr, body []byte, ok bool) {
 	return raw, nil, true
 }
 
-// parseHeaderLenient reads a header block, dropping lines that are neither
-// fields nor continuations, so that one broken line does not lose the rest.
-func parseHeaderLenient(b []byte) message.Header {
-	var clean bytes.Buffer
-	clean.Grow(len(b) + 2)
-	kept := false
-	for len(b) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if kept {
-				clean.Write(line)
-				clean.WriteByte('\n')
-			}
-			continue
-		}
-		if headerLineRE.Match(line) {
-			clean.Write(line)
-			clean.WriteByte('\n')
-			kept = true
-			continue
-		}
-		if kept && paramLineRE.Match(line) {
-			// a parameter that lost its indentation: 'boundary="…"'
-			clean.WriteByte(' ')
-			clean.Write(line)
-			clean.WriteByte('\n')
-			continue
-		}
-		kept = false
-	}
-	clean.WriteByte('\n')
-	h, _ := textproto.ReadHeader(bufio.NewReader(&clean))
-	return message.Header{Header: h}
-}
-
 // walk visits e and its parts.
 func (p *parsedMessage) walk(e *message.Entity, depth int) {
 	p.parts++
@@ -160,7 +145,10 @@ func (p *parsedMessage) walk(e *message.Entity, depth int) {
 		return
 	}
 	mt, params := mediaType(e.Header)
-	disp, _, _ := e.Header.ContentDisposition()
+	disp := ""
+	if e.Header.Get("Content-Disposition") != "" { // most parts have none: skip the parser's error
+		disp, _, _ = e.Header.ContentDisposition()
+	}
 	attachment := strings.EqualFold(disp, "attachment")
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
@@ -199,14 +187,14 @@ func (p *parsedMessage) walk(e *message.Entity, depth int) {
 		hdr, _, ok := splitHeader(stripMboxFrom(b))
 		rp := returnedPart{text: cleanText(b)}
 		if ok {
-			rp.header = mail.Header{Header: parseHeaderLenient(hdr)}
+			rp.header = parseHeaderLenient(hdr)
 		}
 		p.returned = append(p.returned, rp)
 	case mt == "text/rfc822-headers" || mt == "message/rfc822-headers" || mt == "text/rfc822-header":
 		b := readLimited(e.Body)
 		rp := returnedPart{text: cleanText(b)}
 		if hdr, _, ok := splitHeader(bytes.TrimLeft(b, "\r\n")); ok {
-			rp.header = mail.Header{Header: parseHeaderLenient(hdr)}
+			rp.header = parseHeaderLenient(hdr)
 		}
 		p.returned = append(p.returned, rp)
 	case mt == "message/delivery-status" || mt == "message/global-delivery-status":
@@ -263,7 +251,7 @@ func (p *parsedMessage) walkParts(raw []byte, boundary string, skip, depth int) 
 		var h message.Header
 		body := b
 		if hdr, rest, ok := splitHeader(b); ok {
-			h, body = parseHeaderLenient(hdr), rest
+			h, body = parseHeaderLenient(hdr).entityHeader(), rest
 		} else {
 			body = bytes.TrimPrefix(bytes.TrimPrefix(b, []byte("\r")), []byte("\n"))
 		}
@@ -320,12 +308,32 @@ func readLimited(r io.Reader) []byte {
 // Bytes that are not UTF-8 are read as Windows-1252 (a superset of
 // ISO-8859-1), the usual charset of undeclared 8-bit mail.
 func cleanText(b []byte) string {
+	if bytes.IndexByte(b, '\r') >= 0 && utf8.Valid(b) {
+		return lineFeeds(b) // one copy rather than three
+	}
 	s := toUTF8(b)
 	if strings.IndexByte(s, '\r') >= 0 {
 		s = strings.ReplaceAll(s, "\r\n", "\n")
 		s = strings.ReplaceAll(s, "\r", "\n")
 	}
 	return s
+}
+
+// lineFeeds returns b as a string with CRLF and lone CR made LF.
+func lineFeeds(b []byte) string {
+	var s strings.Builder
+	s.Grow(len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '\r' {
+			c = '\n'
+			if i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+		}
+		s.WriteByte(c)
+	}
+	return s.String()
 }
 
 func toUTF8(b []byte) string {
@@ -382,20 +390,26 @@ func decodeHeader(s string) string {
 			s = d
 		}
 	}
+	if utf8.ValidString(s) {
+		return strings.TrimSpace(s) // what toUTF8 gives, without two copies
+	}
 	return strings.TrimSpace(toUTF8([]byte(s)))
 }
 
 // addrRE finds an e-mail address in free text.
-var addrRE = regexp.MustCompile(`[A-Za-z0-9!#$%&'*+/=?^_{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+`)
+var addrRE = mustFindRE(`[A-Za-z0-9!#$%&'*+/=?^_{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+`)
 
 // addresses returns the lower-case addresses of header field key.
-func addresses(h mail.Header, key string) []string {
+func addresses(h header, key string) []string {
 	v := h.Get(key)
 	if strings.TrimSpace(v) == "" {
 		return nil
 	}
+	if out, ok := simpleAddresses(v); ok {
+		return out
+	}
 	var out []string
-	if list, err := h.AddressList(key); err == nil {
+	if list, err := mail.ParseAddressList(v); err == nil {
 		for _, a := range list {
 			if a.Address != "" {
 				out = append(out, strings.ToLower(a.Address))
@@ -415,12 +429,17 @@ func addresses(h mail.Header, key string) []string {
 var msgIDRE = regexp.MustCompile(`<([^<>\s]+)>`)
 
 // msgIDs returns the message ids of header field key, without brackets.
-func msgIDs(h mail.Header, key string) []string {
+func msgIDs(h header, key string) []string {
 	v := h.Get(key)
 	if strings.TrimSpace(v) == "" {
 		return nil
 	}
-	if ids, err := h.MsgIDList(key); err == nil && len(ids) > 0 {
+	if ids, ok := simpleMsgIDs(v); ok {
+		return ids
+	}
+	var mh mail.Header // go-message's msg-id parser is a method of its Header
+	mh.Set(key, v)
+	if ids, err := mh.MsgIDList(key); err == nil && len(ids) > 0 {
 		return ids
 	}
 	var out []string
@@ -452,15 +471,20 @@ var dateLayouts = []string{
 
 var dateCommentRE = regexp.MustCompile(`\([^()]*\)`)
 
-// headerDate parses the Date field, trying a few common broken layouts.
-func headerDate(h mail.Header) time.Time {
-	if strings.TrimSpace(h.Get("Date")) == "" {
+// headerDate parses the Date field: the usual RFC 5322 form by hand, then
+// net/mail's parser, then a few common broken layouts.
+func headerDate(h header) time.Time {
+	v := h.Get("Date")
+	if strings.TrimSpace(v) == "" {
 		return time.Time{}
 	}
-	if t, err := h.Date(); err == nil {
+	if t, ok := parseCommonDate(v); ok {
 		return t
 	}
-	v := dateCommentRE.ReplaceAllString(h.Get("Date"), "")
+	if t, err := netmail.ParseDate(v); err == nil { // as go-message's Header.Date
+		return t
+	}
+	v = dateCommentRE.ReplaceAllString(v, "")
 	v = strings.Join(strings.Fields(v), " ")
 	for _, l := range dateLayouts {
 		if t, err := time.Parse(l, v); err == nil {

@@ -135,7 +135,7 @@ func (r Rules) classify(raw []byte, now time.Time) Result {
 
 	body := mainText(p)
 	threaded := len(res.InReplyTo) > 0
-	if p.hasHeader && isAutoReply(h, res.Subject, threaded) {
+	if p.hasHeader && isAutoReply(h, res.Subject, bv.lowerSubject(), threaded) {
 		res.Kind = KindAutoReply
 		res.Text = VisibleText(body)
 		res.ReturnDate = returnDate(truncate(res.Text, maxIntentText), base)
@@ -206,8 +206,8 @@ func mainText(p *parsedMessage) string {
 			return t
 		}
 	}
-	for _, t := range p.html {
-		if s := htmlToText(t); strings.TrimSpace(s) != "" {
+	for i := range p.html {
+		if s := p.htmlText(i); strings.TrimSpace(s) != "" {
 			return s
 		}
 	}
@@ -231,14 +231,21 @@ func dedup(ids []string) []string {
 	if len(ids) == 0 {
 		return nil
 	}
-	seen := make(map[string]bool, len(ids))
+	// threads mostly name a handful of ids: a linear search then, and a map
+	// only for long References fields
+	var seen map[string]bool
+	if len(ids) > 16 {
+		seen = make(map[string]bool, len(ids))
+	}
 	out := ids[:0:0]
 	for _, id := range ids {
 		id = strings.Trim(strings.TrimSpace(id), "<>")
-		if id == "" || seen[id] {
+		if id == "" || (seen == nil && contains(out, id)) || seen[id] {
 			continue
 		}
-		seen[id] = true
+		if seen != nil {
+			seen[id] = true
+		}
 		out = append(out, id)
 	}
 	return out

@@ -48,6 +48,9 @@ func foldRune(r rune) rune {
 // spaces, so that phrase and date matching works on "Büro", "buro" and
 // "BÜRO" alike.
 func fold(s string) string {
+	if isASCII(s) {
+		return foldASCII(s)
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
@@ -66,6 +69,36 @@ func fold(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// foldASCII is fold for ASCII text, byte by byte: most replies are plain
+// ASCII, and foldRune of an ASCII rune is the rune lower-cased, a space for
+// white space, and a straight quote for a backquote.
+func foldASCII(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			c = ' '
+		case c == '`':
+			c = '\''
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 type tokKind uint8
@@ -98,7 +131,7 @@ var ordinalSuffixes = map[string]bool{
 
 // contractions expands English contractions so that phrase lists only need
 // one spelling ("don't" and "do not" match the same phrase).
-var contractions = map[string][]string{
+var contractions = map[string][2]string{
 	"don't": {"do", "not"}, "dont": {"do", "not"}, "doesn't": {"does", "not"},
 	"didn't": {"did", "not"}, "isn't": {"is", "not"}, "aren't": {"are", "not"},
 	"wasn't": {"was", "not"}, "weren't": {"were", "not"}, "won't": {"will", "not"},
@@ -126,10 +159,17 @@ var elisions = map[string]bool{
 // "appelez-moi" and "appelez moi" are the same.
 func tokenize(s string) []token {
 	toks := make([]token, 0, len(s)/4)
+	forEachToken(s, func(t token) { toks = append(toks, t) })
+	return toks
+}
+
+// forEachToken calls f with each token of s in turn, as tokenize lists them.
+// It saves the list where a caller reads the tokens once.
+func forEachToken(s string, f func(token)) {
 	clause, sentence := true, true
 	emit := func(t token) {
 		t.clause, t.sentence = clause, sentence
-		toks = append(toks, t)
+		f(t)
 		clause, sentence = false, false
 	}
 	i := 0
@@ -160,8 +200,10 @@ func tokenize(s string) []token {
 			}
 			word := s[i:j]
 			i = j
-			for _, w := range splitWord(word) {
-				emit(token{kind: tokWord, text: w})
+			w1, w2 := splitWord(word)
+			emit(token{kind: tokWord, text: w1})
+			if w2 != "" {
+				emit(token{kind: tokWord, text: w2})
 			}
 			// a hyphen directly between two letters joins words
 			if i+1 < len(s) && s[i] == '-' {
@@ -207,7 +249,6 @@ func tokenize(s string) []token {
 			}
 		}
 	}
-	return toks
 }
 
 func isLetterAt(s string, i int) bool {
@@ -259,17 +300,19 @@ func scanNumber(s string, i int) int {
 	return i
 }
 
-// splitWord expands contractions and splits French elisions.
-func splitWord(w string) []string {
+// splitWord expands contractions and splits French elisions into one or two
+// words; w2 is empty when w stays one word. (Two results rather than a slice:
+// this runs on every word of every reply.)
+func splitWord(w string) (w1, w2 string) {
 	if exp, ok := contractions[w]; ok {
-		return exp
+		return exp[0], exp[1]
 	}
 	if k := strings.IndexByte(w, '\''); k > 0 && k < len(w)-1 {
 		if elisions[w[:k]] {
-			return []string{w[:k+1], w[k+1:]}
+			return w[:k+1], w[k+1:]
 		}
 	}
-	return []string{w}
+	return w, ""
 }
 
 // patternSet is a large alternation split at its top-level '|' into
@@ -296,24 +339,70 @@ func newPatternSet(alternation string) patternSet {
 
 // MatchString reports whether one of the patterns matches lower.
 func (ps patternSet) MatchString(lower string) bool {
+	return ps.matchText(indexText(lower))
+}
+
+// matchText reports whether one of the patterns matches t.
+func (ps patternSet) matchText(t indexedText) bool {
 	for _, p := range ps {
-		if p.lits != nil && !containsAny(lower, p.lits) {
+		if p.lits != nil && !t.containsAny(p.lits) {
 			continue
 		}
-		if p.re.MatchString(lower) {
+		if p.re.MatchString(t.s) {
 			return true
 		}
 	}
 	return false
 }
 
-func containsAny(s string, lits []string) bool {
+// indexedText is a text that patternSets look for literals in. A long text
+// (a bounce notice, matched against several sets of a hundred literals each)
+// gets an index of the runs of three bytes in it, hashed into a bit set: a
+// literal with a run that does not occur is ruled out without searching the
+// text.
+type indexedText struct {
+	s        string
+	trigrams *[1 << 16 / 64]uint64 // nil for short texts
+}
+
+// minIndexedText is the length from which a text is indexed: building the
+// index costs about as much as a few searches of the text.
+const minIndexedText = 256
+
+func indexText(s string) indexedText {
+	t := indexedText{s: s}
+	if len(s) >= minIndexedText {
+		t.trigrams = new([1 << 16 / 64]uint64)
+		for i := 0; i+2 < len(s); i++ {
+			k := trigram(s[i], s[i+1], s[i+2])
+			t.trigrams[k/64] |= 1 << (k % 64)
+		}
+	}
+	return t
+}
+
+func trigram(a, b, c byte) uint16 {
+	return uint16(a)<<8 ^ uint16(b)<<4 ^ uint16(c) ^ uint16(c)<<12
+}
+
+func (t indexedText) containsAny(lits []string) bool {
 	for _, l := range lits {
-		if strings.Contains(s, l) {
+		if t.contains(l) {
 			return true
 		}
 	}
 	return false
+}
+
+func (t indexedText) contains(lit string) bool {
+	if t.trigrams != nil {
+		for i := 0; i+2 < len(lit); i++ {
+			if k := trigram(lit[i], lit[i+1], lit[i+2]); t.trigrams[k/64]&(1<<(k%64)) == 0 {
+				return false
+			}
+		}
+	}
+	return strings.Contains(t.s, lit)
 }
 
 // requiredLiterals returns a small set of literals one of which every match

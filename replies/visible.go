@@ -1,6 +1,7 @@
 package replies
 
 import (
+	"bytes"
 	"html"
 	"regexp"
 	"strings"
@@ -20,17 +21,17 @@ var (
 	attributionStartRE = regexp.MustCompile(`(?i)^[\s>*_-]*(?:on|op|am|le|el|em|il)\s+\S|@|\d`)
 
 	// separator lines that start quoted or forwarded history
-	separatorRE = regexp.MustCompile(`(?i)^\s*(?:[-=_*]{2,}\s*(?:original message|original-nachricht|urspr[uü]ngliche nachricht|oorspronkelijk bericht|oorspronkelijke bericht|message d'origine|message original|mensaje original|messaggio originale|forwarded message|weitergeleitete nachricht|doorgestuurd bericht|message transf[eé]r[eé]|mensaje reenviado|reply message|antwort)\s*[-=_*]{2,}|(?:begin forwarded message|anfang der weitergeleiteten nachricht|d[eé]but du message r[eé]exp[eé]di[eé]|doorgestuurd bericht)\s*:?|_{8,}|-{8,}|={8,})\s*$`)
+	separatorRE = mustStartRE(`(?i)^\s*(?:[-=_*]{2,}\s*(?:original message|original-nachricht|urspr[uü]ngliche nachricht|oorspronkelijk bericht|oorspronkelijke bericht|message d'origine|message original|mensaje original|messaggio originale|forwarded message|weitergeleitete nachricht|doorgestuurd bericht|message transf[eé]r[eé]|mensaje reenviado|reply message|antwort)\s*[-=_*]{2,}|(?:begin forwarded message|anfang der weitergeleiteten nachricht|d[eé]but du message r[eé]exp[eé]di[eé]|doorgestuurd bericht)\s*:?|_{8,}|-{8,}|={8,})\s*$`)
 
 	// Outlook-style header blocks: "From: … Sent: … To: … Subject:" and their
 	// Dutch, German and French variants, optionally in bold (*From:*).
-	hdrFromRE = regexp.MustCompile(`(?i)^\s*\*?\s*(?:from|van|von|de|da|fra|från|od)\s*\*?\s*:\s*\*?\s*\S`)
+	hdrFromRE = mustStartRE(`(?i)^\s*\*?\s*(?:from|van|von|de|da|fra|från|od)\s*\*?\s*:\s*\*?\s*\S`)
 	hdrNextRE = regexp.MustCompile(`(?i)^\s*\*?\s*(?:sent|date|to|cc|subject|verzonden|datum|aan|onderwerp|gesendet|an|betreff|envoy[eé]|[aà]|objet|cc|inviato|oggetto|enviado|asunto|para)\s*\*?\s*:`)
 
 	// signature starts
-	sigDashRE   = regexp.MustCompile(`^\s*(?:--|—|–|-- )\s*$`)
-	sigNameRE   = regexp.MustCompile(`^-\p{L}[\p{L}.' ]{0,40}$`)
-	sigMobileRE = regexp.MustCompile(`(?i)^\s*(?:sent from|sent via|sent with|sent using|get outlook for|download outlook for|verstuurd vanaf|verstuurd met|verzonden vanaf|verzonden met|verzonden vanuit|von meinem|gesendet von|gesendet mit|gesendet vom|envoy[eé] de mon|envoy[eé] depuis|envoy[eé] avec|envoy[eé] à partir de|t[eé]l[eé]charger outlook pour|holen sie sich outlook f[uü]r|outlook voor (?:ios|android) downloaden|inviato da)\b`)
+	sigDashRE   = mustStartRE(`^\s*(?:--|—|–|-- )\s*$`)
+	sigNameRE   = mustStartRE(`^-\p{L}[\p{L}.' ]{0,40}$`)
+	sigMobileRE = mustStartRE(`(?i)^\s*(?:sent from|sent via|sent with|sent using|get outlook for|download outlook for|verstuurd vanaf|verstuurd met|verzonden vanaf|verzonden met|verzonden vanuit|von meinem|gesendet von|gesendet mit|gesendet vom|envoy[eé] de mon|envoy[eé] depuis|envoy[eé] avec|envoy[eé] à partir de|t[eé]l[eé]charger outlook pour|holen sie sich outlook f[uü]r|outlook voor (?:ios|android) downloaden|inviato da)\b`)
 )
 
 // VisibleText strips quoted history and the signature from a plain-text
@@ -106,6 +107,21 @@ var attributionVerbs = []string{"wrote", "writes", "schreef", "geschreven", "sch
 	"crit", "escribi", "escreveu", "scritto", "skrev", "napisa", "написал"}
 
 func hasAttributionVerb(l string) bool {
+	// it runs on nearly every line: lower-case short ASCII lines (where
+	// strings.ToLower changes bytes one for one) on the stack
+	var buf [256]byte
+	if len(l) <= len(buf) && isASCII(l) {
+		lower := buf[:len(l)]
+		for i := 0; i < len(l); i++ {
+			lower[i] = lowerASCII(l[i])
+		}
+		for _, v := range attributionVerbBytes {
+			if bytes.Contains(lower, v) {
+				return true
+			}
+		}
+		return false
+	}
 	l = strings.ToLower(l)
 	for _, v := range attributionVerbs {
 		if strings.Contains(l, v) {
@@ -114,6 +130,14 @@ func hasAttributionVerb(l string) bool {
 	}
 	return false
 }
+
+var attributionVerbBytes = func() [][]byte {
+	out := make([][]byte, len(attributionVerbs))
+	for i, v := range attributionVerbs {
+		out[i] = []byte(v)
+	}
+	return out
+}()
 
 // attributionHintRE: an address, a time or a year, as found in attributions.
 var attributionHintRE = regexp.MustCompile(`@|\b\d{1,2}:\d{2}\b|\b(?:19|20)\d{2}\b`)
@@ -206,10 +230,20 @@ func htmlToText(s string) string {
 	b.Grow(len(s) / 2)
 	skipTag := ""  // element whose content is being skipped
 	skipDepth := 0 // nesting of skipTag while skipping
-	lower := asciiLower(s)
+	// where the last closing tag of an element is, found when an opening
+	// tag first needs it (most mail has no script, and only one head)
+	var lower string
 	lastClose := map[string]int{}
-	for _, n := range []string{"script", "style", "head", "title", "blockquote"} {
-		lastClose[n] = strings.LastIndex(lower, "</"+n)
+	lastCloseOf := func(name string) int {
+		at, ok := lastClose[name]
+		if !ok {
+			if lower == "" {
+				lower = asciiLower(s)
+			}
+			at = strings.LastIndex(lower, "</"+name)
+			lastClose[name] = at
+		}
+		return at
 	}
 	i := 0
 	for i < len(s) {
@@ -268,7 +302,7 @@ func htmlToText(s string) string {
 		}
 		switch name {
 		case "script", "style", "head", "title", "blockquote":
-			if lastClose[name] > i || name == "blockquote" {
+			if name == "blockquote" || lastCloseOf(name) > i {
 				skipTag, skipDepth = name, 1
 			}
 			continue
@@ -326,12 +360,22 @@ func isQuoteContainer(attrs string) bool {
 	if attrs == "" {
 		return false
 	}
+	if isASCII(attrs) {
+		// strings.ToLower of ASCII only changes A-Z: search ignoring their
+		// case, without a lower-cased copy of every tag's attributes
+		return containsAnyFold(attrs, quoteContainerMarks...)
+	}
 	a := strings.ToLower(attrs)
-	return strings.Contains(a, "gmail_quote") || strings.Contains(a, "yahoo_quoted") ||
-		strings.Contains(a, "divrplyfwdmsg") || strings.Contains(a, "moz-cite-prefix") ||
-		strings.Contains(a, "x_divrplyfwdmsg") || strings.Contains(a, "protonmail_quote") ||
-		strings.Contains(a, "type=\"cite\"") || strings.Contains(a, "type=cite")
+	for _, m := range quoteContainerMarks {
+		if strings.Contains(a, m) {
+			return true
+		}
+	}
+	return false
 }
+
+var quoteContainerMarks = []string{"gmail_quote", "yahoo_quoted", "divrplyfwdmsg", "moz-cite-prefix",
+	"x_divrplyfwdmsg", "protonmail_quote", "type=\"cite\"", "type=cite"}
 
 // tagEnd finds the '>' closing the tag opened at s[i], honouring quotes.
 func tagEnd(s string, i int) int {
