@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/followupd/followupd/replies"
 	"github.com/followupd/followupd/store"
 )
 
@@ -572,8 +573,12 @@ func (b *fetchedBatch) wait() []fetched {
 	return b.msgs
 }
 
-// fetch reads one batch: envelope, flags, dates, size and the body up to
-// max_message_bytes, with BODY.PEEK so that \Seen stays as it was.
+// fetch reads one batch: flags, dates, size and the body up to
+// max_message_bytes, with BODY.PEEK so that \Seen stays as it was. No
+// ENVELOPE: the Message-ID, From and Subject come from the message's own
+// header, read as replies.Classify reads them: Dovecot building envelopes
+// and go-imap parsing them (a date included) held the watcher at ~0.40 of
+// the ingest benchmark's raw FETCH rate, ~0.50 without.
 //
 // Prepare runs beside the FETCH, on each message as it arrives, and goes on
 // after it: the batch's wait waits for it. Not in the reading loop: a slow
@@ -587,7 +592,6 @@ func (w *Watcher) fetch(ctx context.Context, c *conn, folder string, uv uint32, 
 	opts := &imap.FetchOptions{
 		UID:          true,
 		Flags:        true,
-		Envelope:     true,
 		InternalDate: true,
 		RFC822Size:   true,
 		BodySection: []*imap.FetchItemBodySection{{
@@ -670,13 +674,7 @@ func (w *Watcher) toMessage(folder string, uv uint32, buf *imapclient.FetchMessa
 	for _, f := range buf.Flags {
 		m.Flags = append(m.Flags, string(f))
 	}
-	if env := buf.Envelope; env != nil {
-		m.MessageID = env.MessageID
-		m.subject = env.Subject
-		if len(env.From) > 0 {
-			m.from = env.From[0].Addr()
-		}
-	}
+	m.MessageID, m.from, m.subject = replies.Headers(m.Raw)
 	return m
 }
 

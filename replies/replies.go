@@ -99,6 +99,33 @@ func (r Rules) Classify(raw []byte, now time.Time) (res Result) {
 	return r.classify(raw, now)
 }
 
+// Headers returns what identifies raw in a list: its Message-ID (without
+// angle brackets), its first From address and its decoded Subject, read as
+// Classify reads them, without classifying. A mailbox reader gets them from
+// the message's own header instead of asking the server for an ENVELOPE.
+func Headers(raw []byte) (messageID, from, subject string) {
+	defer func() {
+		if recover() != nil {
+			messageID, from, subject = "", "", ""
+		}
+	}()
+	if len(raw) > maxInput {
+		raw = raw[:maxInput]
+	}
+	hdr, _, ok := splitHeader(stripMboxFrom(raw))
+	if !ok {
+		return "", "", ""
+	}
+	h := parseHeaderLenient(hdr)
+	if ids := msgIDs(h, "Message-Id"); len(ids) > 0 {
+		messageID = ids[0]
+	}
+	if as := addresses(h, "From"); len(as) > 0 {
+		from = as[0]
+	}
+	return messageID, from, decodeHeader(h.Get("Subject"))
+}
+
 func (r Rules) classify(raw []byte, now time.Time) Result {
 	p := parseMessage(raw)
 	h := p.header

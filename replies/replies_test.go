@@ -246,6 +246,27 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+// Headers gives the Message-ID, From and Subject that Classify gives: the
+// watcher deduplicates by the first and Ingest stores Classify's.
+func TestHeadersAgreeWithClassify(t *testing.T) {
+	msgs := append(testdataMessages(t), corpusMessages(t)...)
+	msgs = append(msgs, []byte("no header at all"), nil, []byte("From: <a@b.example>\r\nSubject: only\r\n"))
+	withID := 0
+	for _, raw := range msgs {
+		id, from, subject := Headers(raw)
+		res := Classify(raw, now)
+		if id != res.MessageID || from != res.From || subject != res.Subject {
+			t.Fatalf("Headers = %q %q %q, Classify = %q %q %q for:\n%.300s", id, from, subject, res.MessageID, res.From, res.Subject, raw)
+		}
+		if id != "" {
+			withID++
+		}
+	}
+	if withID < 5 {
+		t.Fatalf("only %d of %d messages had a Message-ID: the test compares too little", withID, len(msgs))
+	}
+}
+
 // TestCharsets reads the hand-written messages in testdata/ that use legacy
 // charsets and transfer encodings.
 func TestCharsets(t *testing.T) {
