@@ -139,11 +139,13 @@ func (r *runner) messagesInSeen(ctx context.Context, account, mailbox string, ui
 			args = append(args, account, mailbox, uidValidity, lo, hi)
 		} else {
 			q = `SELECT 1 AS half, uid, '' AS message_id FROM messages_in
-				WHERE account = ? AND mailbox = ? AND uidvalidity = ? AND uid IN (` + placeholders(len(uids)) + `)`
+				WHERE account = ? AND mailbox = ? AND uidvalidity = ? AND ` + r.inList("uid", "BIGINT", len(uids))
 			args = append(args, account, mailbox, uidValidity)
-			for _, u := range uids {
-				args = append(args, u)
+			list := make([]int64, len(uids))
+			for i, u := range uids {
+				list[i] = int64(u)
 			}
+			args = append(args, listArgs(r, list)...)
 		}
 	}
 	if len(ids) > 0 {
@@ -151,11 +153,9 @@ func (r *runner) messagesInSeen(ctx context.Context, account, mailbox string, ui
 			q += ` UNION ALL `
 		}
 		q += `SELECT DISTINCT 2 AS half, 0 AS uid, message_id FROM messages_in
-			WHERE account = ? AND message_id IN (` + placeholders(len(ids)) + `)`
+			WHERE account = ? AND ` + r.inList("message_id", "TEXT", len(ids))
 		args = append(args, account)
-		for _, id := range ids {
-			args = append(args, id)
-		}
+		args = append(args, listArgs(r, ids)...)
 	}
 	var got []struct {
 		Half      int    `db:"half"`
@@ -194,7 +194,7 @@ const messageInArity = 15
 // IDs in one query. Keys are the IDs found; empty IDs never match.
 func (tx *Tx) OutboundMessageIDs(ctx context.Context, messageIDs []string) (map[string]bool, error) {
 	r := tx.r
-	var ids []any
+	var ids []string
 	dedup := map[string]bool{}
 	for _, id := range messageIDs {
 		if id != "" && !dedup[id] {
@@ -203,10 +203,10 @@ func (tx *Tx) OutboundMessageIDs(ctx context.Context, messageIDs []string) (map[
 		}
 	}
 	found := map[string]bool{}
-	err := chunks(ids, inboxBatchRows, func(part []any) error {
+	err := chunks(ids, inboxBatchRows, func(part []string) error {
 		var got []string
-		q := `SELECT message_id FROM messages_out WHERE message_id IN (` + placeholders(len(part)) + `)`
-		if err := r.selectRows(ctx, &got, r.x.Rebind(q), part...); err != nil {
+		q := `SELECT message_id FROM messages_out WHERE ` + r.inList("message_id", "TEXT", len(part))
+		if err := r.selectRows(ctx, &got, r.x.Rebind(q), listArgs(r, part)...); err != nil {
 			return fmt.Errorf("store: unable to look up %d outbound Message-IDs: %w", len(part), classify(err))
 		}
 		for _, id := range got {
@@ -226,7 +226,7 @@ func (tx *Tx) OutboundMessageIDs(ctx context.Context, messageIDs []string) (map[
 // snoozed) enrollment on account. Keys are the addresses as given.
 func (tx *Tx) ContactsLiveOn(ctx context.Context, account string, emails []string) (map[string]bool, error) {
 	r := tx.r
-	var norm []any
+	var norm []string
 	dedup := map[string]bool{}
 	for _, e := range emails {
 		if n := NormalizeEmail(e); n != "" && !dedup[n] {
@@ -235,15 +235,15 @@ func (tx *Tx) ContactsLiveOn(ctx context.Context, account string, emails []strin
 		}
 	}
 	live := map[string]bool{}
-	err := chunks(norm, inboxBatchRows, func(part []any) error {
+	err := chunks(norm, inboxBatchRows, func(part []string) error {
 		var got []struct {
 			Email string `db:"email"`
 			Live  bool   `db:"live"`
 		}
 		q := `SELECT c.email, EXISTS (SELECT 1 FROM enrollments e WHERE e.contact_id = c.id
 				AND e.account = ? AND e.status IN ('active', 'paused', 'snoozed')) AS live
-			FROM contacts c WHERE c.email IN (` + placeholders(len(part)) + `)`
-		if err := r.selectRows(ctx, &got, r.x.Rebind(q), append([]any{account}, part...)...); err != nil {
+			FROM contacts c WHERE ` + r.inList("c.email", "TEXT", len(part))
+		if err := r.selectRows(ctx, &got, r.x.Rebind(q), append([]any{account}, listArgs(r, part)...)...); err != nil {
 			return fmt.Errorf("store: unable to look up %d contacts by email: %w", len(part), classify(err))
 		}
 		for _, g := range got {
