@@ -78,15 +78,15 @@ func (r *runner) rowsCTE(name string, cols, pgTypes []string, n int) string {
 // one array literal per column on Postgres, the values row after row on
 // SQLite.
 func (r *runner) rowArgs(rows [][]any) []any {
+	if len(rows) == 0 {
+		return nil
+	}
 	if r.dialect != DialectPostgres {
 		args := make([]any, 0, len(rows)*len(rows[0]))
 		for _, row := range rows {
 			args = append(args, row...)
 		}
 		return args
-	}
-	if len(rows) == 0 {
-		return nil
 	}
 	args := make([]any, len(rows[0]))
 	var b []byte
