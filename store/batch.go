@@ -61,7 +61,7 @@ func (r *runner) valuesCTE(name string, cols, pgTypes []string, n int) string {
 // rowsCTE is valuesCTE for rows passed with rowArgs. On Postgres the rows
 // travel as one array per column, unnested: the statement's text is the
 // same for any number of rows and short to parse and plan (a VALUES list
-// of casts took about 6 µs per row to plan, as much as the row's insert),
+// of casts took about 6 µs per row to plan, a seventh of the row's insert),
 // with one parameter per column. SQLite takes the VALUES list.
 func (r *runner) rowsCTE(name string, cols, pgTypes []string, n int) string {
 	if r.dialect != DialectPostgres {
