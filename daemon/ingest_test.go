@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/followupd/followupd/config"
 	"github.com/followupd/followupd/inbox"
 	"github.com/followupd/followupd/inbox/imaptest"
+	"github.com/followupd/followupd/internal/testlog"
 	"github.com/followupd/followupd/replies"
 	"github.com/followupd/followupd/store"
 	"github.com/followupd/followupd/store/storetest"
@@ -239,25 +239,7 @@ func referralEnrolls(yaml string) string {
 type watched struct {
 	hooks    []string // webhook events with their payloads
 	ingested []string // OnIngested calls
-	log      syncBuffer
-}
-
-// syncBuffer is a log sink safe for the watcher's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log      testlog.Buffer
 }
 
 // watch reads srv's INBOX into h's database with RunOnce passes until

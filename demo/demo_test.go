@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/followupd/followupd/config"
+	"github.com/followupd/followupd/internal/testlog"
 	"github.com/followupd/followupd/outbox/smtptest"
 	"github.com/followupd/followupd/replies"
 	"github.com/followupd/followupd/store"
@@ -114,7 +114,7 @@ func TestScriptedMessagesAreUnderstood(t *testing.T) {
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testlog.Buffer
 	started := make(chan *Demo, 1)
 	errc := make(chan error, 1)
 	go func() {
@@ -229,21 +229,4 @@ func TestDemoConfigKeepsTheExample(t *testing.T) {
 	if _, err := config.Load(path); err != nil {
 		t.Fatalf("the demo config does not load: %v", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/followupd/followupd/config"
+	"github.com/followupd/followupd/internal/testlog"
 	"github.com/followupd/followupd/outbox"
 	"github.com/followupd/followupd/outbox/smtptest"
 	"github.com/followupd/followupd/store"
@@ -104,24 +105,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // env is a store, a sink, a clock and an outbox for one account "main".
 type env struct {
 	t     *testing.T
@@ -131,7 +114,7 @@ type env struct {
 	acct  config.Account
 	opts  outbox.Options
 	svc   *outbox.Service
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 
 	mu         sync.Mutex
 	sentHooks  []string
@@ -147,7 +130,7 @@ func newEnv(t *testing.T, st *store.Store, configure ...func(*env)) *env {
 	e := &env{
 		t: t, st: st, sink: sink,
 		clock:      &clock{t: time.Now().UTC()},
-		logs:       &syncBuffer{},
+		logs:       &testlog.Buffer{},
 		hardBounce: map[string]bool{},
 	}
 	e.acct = config.Account{

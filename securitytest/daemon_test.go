@@ -23,6 +23,7 @@ import (
 	"github.com/followupd/followupd/daemon"
 	"github.com/followupd/followupd/inbox"
 	"github.com/followupd/followupd/inbox/imaptest"
+	"github.com/followupd/followupd/internal/testlog"
 	"github.com/followupd/followupd/outbox"
 	"github.com/followupd/followupd/outbox/smtptest"
 	"github.com/followupd/followupd/store"
@@ -35,7 +36,7 @@ type daemonEnv struct {
 	sink    *smtptest.Server
 	imap    *imaptest.Server
 	cfgPath string
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 }
 
 // startDaemon writes config (a fmt template filled with the SMTP host and
@@ -43,7 +44,7 @@ type daemonEnv struct {
 // holding one.md, then runs the daemon with its logs going to a buffer.
 func startDaemon(t *testing.T, configTmpl, template string, setup func(*smtptest.Server)) *daemonEnv {
 	t.Helper()
-	e := &daemonEnv{sink: smtptest.Start(t), imap: imaptest.Start(t), logs: &syncBuffer{}}
+	e := &daemonEnv{sink: smtptest.Start(t), imap: imaptest.Start(t), logs: &testlog.Buffer{}}
 	if setup != nil {
 		setup(e.sink)
 	}

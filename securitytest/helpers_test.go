@@ -171,24 +171,6 @@ func (p *proxy) stats() (conns, handshakes int) {
 	return p.conns, p.handshakes
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // waitFor polls cond until it holds or 15 s have passed.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

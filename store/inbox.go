@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/lib/pq"
 )
 
 // Queries of the IMAP watcher (package inbox). They are written with '?'
@@ -290,14 +288,14 @@ func (tx *Tx) InsertMessagesInOnce(ctx context.Context, ms []MessageIn) (ids []i
 	}
 	ids = make([]int64, len(ms))
 	err = chunks(idx, inboxBatchRows, func(part []int) error {
-		var q string
-		var args []any
+		q := messagesInInsert + ` VALUES ` + valueRows(len(part), messageInArity) + messagesInOnce
 		if r.dialect == DialectPostgres {
-			q, args = insertMessagesInArrays, messagesInArrayArgs(ms, part, now)
-		} else {
-			q = messagesInInsert + ` VALUES ` + valueRows(len(part), messageInArity) + messagesInOnce
-			args = messagesInRowArgs(ms, part, now)
+			// SQLite would need a WHERE in an INSERT … SELECT before its
+			// ON CONFLICT; it keeps the VALUES form.
+			q = r.rowsCTE("v", []string{"a", "mb", "uv", "u", "mid", "f", "sub", "k", "i", "bc", "ex", "c", "mo", "r", "ca"},
+				messagesInPGTypes, len(part)) + ` ` + messagesInInsert + ` SELECT * FROM v` + messagesInOnce
 		}
+		args := r.rowArgs(messagesInRows(ms, part, now))
 		var got []struct {
 			ID          int64  `db:"id"`
 			Account     string `db:"account"`
@@ -333,14 +331,11 @@ const messagesInOnce = `
 	ON CONFLICT (account, mailbox, uidvalidity, uid) DO NOTHING
 	RETURNING id, account, mailbox, uidvalidity, uid`
 
-// insertMessagesInArrays inserts rows given as one array per column
-// (Postgres; see messagesInArrayArgs).
-const insertMessagesInArrays = messagesInInsert + `
-	SELECT a, mb, uv, u, mid, f, sub, k, i, bc, ex, c, mo, r, CAST(? AS TIMESTAMPTZ)
-	FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]),
-		CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]),
-		CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]),
-		CAST(? AS TIMESTAMPTZ[])) AS v(a, mb, uv, u, mid, f, sub, k, i, bc, ex, c, mo, r)` + messagesInOnce
+// messagesInPGTypes are the Postgres types of messagesInInsert's columns,
+// in its order.
+var messagesInPGTypes = []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT",
+	"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT",
+	"TIMESTAMPTZ", "TIMESTAMPTZ"}
 
 // receivedAt is the received_at InsertMessageIn writes for m.
 func receivedAt(m MessageIn, now time.Time) time.Time {
@@ -350,43 +345,14 @@ func receivedAt(m MessageIn, now time.Time) time.Time {
 	return dbTime(m.ReceivedAt)
 }
 
-// messagesInRowArgs are the parameters of ms[part] as rows, in
-// messagesInInsert's order.
-func messagesInRowArgs(ms []MessageIn, part []int, now time.Time) []any {
-	args := make([]any, 0, len(part)*messageInArity)
-	for _, i := range part {
+// messagesInRows are the rows of ms[part], in messagesInInsert's order.
+func messagesInRows(ms []MessageIn, part []int, now time.Time) [][]any {
+	rows := make([][]any, len(part))
+	for j, i := range part {
 		m := ms[i]
-		args = append(args, m.Account, m.Mailbox, m.UIDValidity, m.UID,
+		rows[j] = []any{m.Account, m.Mailbox, int64(m.UIDValidity), int64(m.UID),
 			m.MessageID, m.FromAddr, m.Subject, m.Kind, m.Intent, m.BounceClass, m.Excerpt,
-			m.ContactID, m.MessageOutID, receivedAt(m, now), now)
+			m.ContactID, m.MessageOutID, receivedAt(m, now), now}
 	}
-	return args
-}
-
-// messagesInArrayArgs are the parameters of insertMessagesInArrays for
-// ms[part]: one array per column. Times travel as text in ISO 8601, exact
-// to the microsecond.
-func messagesInArrayArgs(ms []MessageIn, part []int, now time.Time) []any {
-	n := len(part)
-	texts := make([][]string, 9)
-	for c := range texts {
-		texts[c] = make([]string, 0, n)
-	}
-	uvs, uids := make([]int64, 0, n), make([]int64, 0, n)
-	contacts, outs := make([]*int64, 0, n), make([]*int64, 0, n)
-	received := make([]string, 0, n)
-	for _, i := range part {
-		m := ms[i]
-		for c, v := range []string{m.Account, m.Mailbox, m.MessageID, m.FromAddr, m.Subject, m.Kind, m.Intent, m.BounceClass, m.Excerpt} {
-			texts[c] = append(texts[c], v)
-		}
-		uvs, uids = append(uvs, int64(m.UIDValidity)), append(uids, int64(m.UID))
-		contacts, outs = append(contacts, m.ContactID), append(outs, m.MessageOutID)
-		received = append(received, receivedAt(m, now).Format(time.RFC3339Nano))
-	}
-	return []any{now,
-		pq.StringArray(texts[0]), pq.StringArray(texts[1]), pq.Int64Array(uvs), pq.Int64Array(uids),
-		pq.StringArray(texts[2]), pq.StringArray(texts[3]), pq.StringArray(texts[4]), pq.StringArray(texts[5]),
-		pq.StringArray(texts[6]), pq.StringArray(texts[7]), pq.StringArray(texts[8]),
-		pq.GenericArray{A: contacts}, pq.GenericArray{A: outs}, pq.StringArray(received)}
+	return rows
 }
