@@ -75,33 +75,36 @@ func runSend(e *env, n, conns int) (any, error) {
 	defer cancel()
 	rtf := func() *daemon.Runtime { return rt }
 	c := rt.Config
+	// Wired as the daemon wires them: the outbox takes due steps from the
+	// scheduler (Produce) when its queue is empty.
+	sched := &daemon.Scheduler{Store: s, Runtime: rtf}
 	out, err := outbox.New(outbox.Options{
 		Store: s, Accounts: c.Accounts, Unsubscribe: c.Unsubscribe, BlockedStages: rt.BlockedStages(),
-		Hooks: daemon.OutboxHooks(ctx, rtf, time.Now, nil), ConfigDir: c.Dir(),
+		Hooks: daemon.OutboxHooks(ctx, rtf, time.Now, nil), ConfigDir: c.Dir(), Produce: sched.Produce,
 	})
 	if err != nil {
 		return nil, err
 	}
-	sched := &daemon.Scheduler{Store: s, Runtime: rtf, Enqueued: out.Notify}
+	sched.Enqueued, sched.Pulls = out.Notify, out.Serves
 
 	start, cpu0 := time.Now(), sampleCPU()
 	if err := out.Start(ctx); err != nil {
 		return nil, err
 	}
-	// The scheduler's loop, as the daemon runs it when woken: passes until
-	// every step is queued (a pass claims in transactions of 100).
+	// The scheduler's loop, as the daemon runs it on its timer (shorter
+	// here): each pass wakes the outbox, which takes the due steps itself.
 	schedErr := make(chan error, 1)
+	schedCtx, stopSched := context.WithCancel(ctx)
+	defer stopSched()
 	go func() {
-		queued := 0
-		for queued < n && ctx.Err() == nil {
-			q, err := sched.RunOnce(ctx)
-			if err != nil {
+		for schedCtx.Err() == nil {
+			if _, err := sched.RunOnce(schedCtx); err != nil && schedCtx.Err() == nil {
 				schedErr <- err
 				return
 			}
-			queued += q
-			if q == 0 {
-				time.Sleep(10 * time.Millisecond)
+			select {
+			case <-schedCtx.Done():
+			case <-time.After(time.Second):
 			}
 		}
 		schedErr <- nil
@@ -132,6 +135,7 @@ func runSend(e *env, n, conns int) (any, error) {
 		}
 	}
 	el, cpu1 := time.Since(start), sampleCPU()
+	stopSched()
 	out.Stop()
 	rss := peakRSSMB()
 	e.logf("pipeline: %d messages sent in %s (peak RSS %.0f MB)", n, el.Round(time.Millisecond), rss)

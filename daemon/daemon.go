@@ -191,6 +191,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	oo := outbox.Options{
 		Store: d.st, Accounts: c.Accounts, Unsubscribe: c.Unsubscribe, BlockedStages: rt.BlockedStages(),
 		Hooks: d.outboxHooks(ctx), Logger: d.log.With("service", "outbox"), Now: d.opts.Now, ConfigDir: c.Dir(),
+		// The outbox takes due steps straight from the scheduler when its
+		// queue runs dry: one transaction claims, checks, renders and marks
+		// them sending, instead of one to queue and one to claim.
+		Produce: d.sched.Produce,
 	}
 	oo.SendingLease = sendingLease(c)
 	if c.Database.Driver == "sqlite" {
@@ -206,6 +210,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.sched.Enqueued = d.out.Notify
+	d.sched.Pulls = d.out.Serves
 	d.http = web.New(web.Options{
 		Store: d.st, Config: func() *config.Config { return d.Runtime().Config }, Metrics: d.metrics,
 		Ready: d.ready, Logger: d.log.With("service", "http"), Now: d.opts.Now,

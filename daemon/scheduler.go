@@ -40,6 +40,10 @@ type Scheduler struct {
 	// Enqueued is called after each transaction that queued messages
 	// (wakes the outbox); it must not block.
 	Enqueued func()
+	// Pulls, when set, says which accounts' due steps the outbox of this
+	// process takes itself, through Produce: a pass queues nothing for
+	// them and calls Enqueued when one of their steps is due.
+	Pulls func(account string) bool
 
 	mu  sync.Mutex
 	rng *mrand.Rand
@@ -85,8 +89,15 @@ func (s *Scheduler) RunOnce(ctx context.Context) (int, error) {
 	var errs []error
 	for i := range rt.Config.Accounts {
 		a := &rt.Config.Accounts[i]
+		if s.Pulls != nil && s.Pulls(a.Name) {
+			if err := s.wakeSender(ctx, a.Name); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		for {
-			n, more, err := s.claimAccount(ctx, rt, a)
+			msgs, more, err := s.claimAccount(ctx, rt, a, s.batch(), false)
+			n := len(msgs)
 			total += n
 			// Wake the outbox after each committed batch, not at the end
 			// of the pass: a pass over a large backlog takes a while, and
@@ -178,9 +189,56 @@ func enrollTx(ctx context.Context, tx *store.Tx, rt *Runtime, contactID int64, s
 	return tx.AddEvent(ctx, c.ID, store.EventEnrolled, map[string]any{"sequence": seq.Name, "account": e.Account, "enrollment_id": id, "by": why})
 }
 
-// claimAccount queues what one account may send now. more reports that the
-// batch was full and another pass may find more.
-func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Account) (n int, more bool, err error) {
+func (s *Scheduler) batch() int {
+	if s.Batch <= 0 {
+		return 100
+	}
+	return s.Batch
+}
+
+// wakeSender calls Enqueued when the account has a step due now.
+func (s *Scheduler) wakeSender(ctx context.Context, account string) error {
+	due, err := s.Store.NextDue(ctx, account)
+	if err != nil {
+		return fmt.Errorf("scheduler: account %s: %w", account, err)
+	}
+	if due != nil && !due.After(s.now()) && s.Enqueued != nil {
+		s.Enqueued()
+	}
+	return nil
+}
+
+// Produce is the scheduler's pass for one account done on behalf of an
+// outbox about to send: up to limit due steps are claimed, checked and
+// rendered as in a pass, and their messages are inserted as sending
+// (attempt 1) instead of queued and returned, to be handed to the server at
+// once. The contacts are locked with the enrollments, so the transaction
+// that marks a message sending is the one that re-checked its enrollment
+// and contact under lock, as ClaimForSend's is (guarantee 2); and the
+// queue's own claim, a second transaction and a second write of each row,
+// is skipped. more reports that the claim was full and more may be due.
+//
+// The caller must send what it gets (or put it back with Unclaim): a row
+// left sending by a process that dies becomes uncertain, as a claimed one
+// does.
+func (s *Scheduler) Produce(ctx context.Context, account string, limit int) (msgs []store.MessageOut, more bool, err error) {
+	rt := s.Runtime()
+	a, ok := rt.Account(account)
+	if !ok || limit <= 0 {
+		return nil, false, nil
+	}
+	msgs, more, err = s.claimAccount(ctx, rt, a, limit, true)
+	if len(msgs) > 0 {
+		s.log().Debug("claimed messages to send", "account", a.Name, "count", len(msgs))
+	}
+	return msgs, more, err
+}
+
+// claimAccount queues what one account may send now, at most batch steps
+// claimed — or, with send, inserts them as sending (see Produce). It
+// returns the messages; more reports that the batch was full and another
+// pass may find more.
+func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Account, batch int, send bool) (msgs []store.MessageOut, more bool, err error) {
 	now := s.now()
 	acctLoc := a.TimeZone.Location
 	accountWindow := compileWindow(a.SendWindow)
@@ -190,13 +248,10 @@ func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Acc
 		}
 	}
 	if !accountWindow.Contains(now, acctLoc) {
-		return 0, false, nil
-	}
-	batch := s.Batch
-	if batch <= 0 {
-		batch = 100
+		return nil, false, nil
 	}
 	err = s.Store.InTx(ctx, func(tx *store.Tx) error {
+		msgs = nil
 		st, err := tx.LockAccountState(ctx, a.Name)
 		if err != nil {
 			return err
@@ -221,13 +276,13 @@ func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Acc
 			return err
 		}
 		more = len(claimed) == min(batch, budget*4+16)
-		if n, err = s.queueSteps(ctx, tx, rt, a, claimed, now, budget); err != nil {
+		if msgs, err = s.queueSteps(ctx, tx, rt, a, claimed, now, budget, send); err != nil {
 			return err
 		}
-		if n == 0 {
+		if len(msgs) == 0 {
 			return nil
 		}
-		st.SentToday += n
+		st.SentToday += len(msgs)
 		if gapped {
 			next := now.Add(s.gap(a.MinGap.Std(), a.MaxGap.Std()))
 			st.NextSendAt = &next
@@ -236,12 +291,12 @@ func (s *Scheduler) claimAccount(ctx context.Context, rt *Runtime, a *config.Acc
 		return tx.SaveAccountState(ctx, st)
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("scheduler: account %s: %w", a.Name, err)
+		return nil, false, fmt.Errorf("scheduler: account %s: %w", a.Name, err)
 	}
-	if n > 0 {
-		s.log().Debug("queued messages", "account", a.Name, "count", n)
+	if len(msgs) > 0 && !send {
+		s.log().Debug("queued messages", "account", a.Name, "count", len(msgs))
 	}
-	return n, more && n > 0, nil
+	return msgs, more && len(msgs) > 0, nil
 }
 
 // dueStep is a due enrollment whose next step goes out now.
@@ -260,19 +315,22 @@ type dueStep struct {
 // threads of reply steps are read in one query each, and the messages
 // queued and the enrollments advanced in multi-row statements; what is
 // rare — a stop, an end, a new due time, a failed template — is done per
-// enrollment, in claim order. At most budget messages are queued; it
-// returns how many were.
-func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a *config.Account, claimed []store.Enrollment, now time.Time, budget int) (int, error) {
+// enrollment, in claim order. At most budget messages are queued (with
+// send, inserted as sending); it returns them with their ids.
+func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a *config.Account, claimed []store.Enrollment, now time.Time, budget int, send bool) ([]store.MessageOut, error) {
 	if len(claimed) == 0 || budget <= 0 {
-		return 0, nil
+		return nil, nil
 	}
 	ids := make([]int64, len(claimed))
 	for i, e := range claimed {
 		ids[i] = e.ContactID
 	}
-	contacts, err := tx.ContactsByIDs(ctx, ids)
+	// Sending now: the contacts are locked, so that a reply, bounce or
+	// unsubscribe changing one either commits before this read or waits
+	// until the message is sending.
+	contacts, err := tx.ContactsByIDs(ctx, ids, send)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	emails := make([]string, 0, len(contacts))
 	for _, c := range contacts {
@@ -280,7 +338,7 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 	}
 	suppressed, err := tx.SuppressedEmails(ctx, emails)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// Which enrollments send now, in claim order; the rest is settled here.
 	var due []dueStep
@@ -292,7 +350,7 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 		seq, ok := rt.Sequences[e.Sequence]
 		if !ok {
 			if err := tx.StopEnrollment(ctx, e, store.EnrollmentStopped, "sequence "+e.Sequence+" is no longer in the configuration"); err != nil {
-				return 0, err
+				return nil, err
 			}
 			continue
 		}
@@ -300,11 +358,11 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 		if !ok {
 			// Not read with the batch, or changed since by an end below.
 			if c, err = tx.ContactByID(ctx, e.ContactID); err != nil {
-				return 0, err
+				return nil, err
 			}
 			sup, err := tx.SuppressedEmails(ctx, []string{c.Email})
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			suppressed[c.Email] = sup[c.Email]
 		}
@@ -319,14 +377,14 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 		}
 		if reason != "" {
 			if err := tx.StopEnrollment(ctx, e, store.EnrollmentStopped, reason); err != nil {
-				return 0, err
+				return nil, err
 			}
 			continue
 		}
 		k, ok := seq.NextStep(e.Step, contactFields(c))
 		if !ok {
 			if err := finishTx(ctx, tx, rt, e, c, now); err != nil {
-				return 0, err
+				return nil, err
 			}
 			// on_finish may have changed the contact's stage.
 			delete(contacts, c.ID)
@@ -337,13 +395,13 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 			next, ok := seq.Window.Next(now, loc)
 			if !ok {
 				if err := tx.StopEnrollment(ctx, e, store.EnrollmentStopped, "the sequence's send window never opens"); err != nil {
-					return 0, err
+					return nil, err
 				}
 				continue
 			}
 			e.DueAt = &next
 			if err := tx.UpdateEnrollment(ctx, e); err != nil {
-				return 0, err
+				return nil, err
 			}
 			continue
 		}
@@ -355,7 +413,7 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 	var threads map[int64][]store.MessageOut
 	if len(threaded) > 0 {
 		if threads, err = tx.ThreadsOf(ctx, threaded); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	msgs := make([]store.MessageOut, 0, len(due))
@@ -363,19 +421,22 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 	for _, d := range due {
 		m, ok, err := s.render(ctx, tx, rt, a, d, threads[d.e.ID], now)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if ok {
+			if send {
+				m.Status, m.Attempts = store.MessageSending, 1
+			}
 			msgs = append(msgs, m)
 			rendered = append(rendered, d)
 		}
 	}
 	if len(msgs) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	inserted, err := tx.InsertMessagesOutOnce(ctx, msgs)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	progress := make([]store.EnrollmentProgress, len(rendered))
 	for i, d := range rendered {
@@ -389,9 +450,16 @@ func (s *Scheduler) queueSteps(ctx context.Context, tx *store.Tx, rt *Runtime, a
 		progress[i] = p
 	}
 	if err := tx.AdvanceEnrollments(ctx, progress); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(inserted), nil
+	out := msgs[:0]
+	for _, m := range msgs {
+		if id, ok := inserted[m.EnrollmentID]; ok {
+			m.ID, m.CreatedAt, m.UpdatedAt = id, now, now
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // render renders a due step into the message to queue; ok is false when
@@ -525,7 +593,7 @@ func AfterSentBatch(ctx context.Context, tx *store.Tx, rt *Runtime, ms []store.M
 	for _, e := range enrollments {
 		contactIDs = append(contactIDs, e.ContactID)
 	}
-	contacts, err := tx.ContactsByIDs(ctx, contactIDs)
+	contacts, err := tx.ContactsByIDs(ctx, contactIDs, false)
 	if err != nil {
 		return err
 	}

@@ -55,3 +55,26 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 		}
 	}
 }
+
+// The next claim starts when a quarter of a batch is left, or earlier when
+// claiming took longer than sending that quarter, and never before the
+// batch's first message.
+func TestLeadForStartsTheNextClaimInTime(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		n                 int
+		claimTook, perMsg time.Duration
+		want              int
+	}{
+		{64, 0, 0, 16},         // nothing measured yet
+		{64, 2 * ms, ms, 16},   // a fast claim: a quarter is plenty
+		{64, 20 * ms, ms, 30},  // 20 ms to claim, 1 ms per message: 30 left with margin
+		{64, 200 * ms, ms, 64}, // slower than the whole batch: at once
+		{3, 0, 0, 0},           // a quarter of 3
+		{128, 10 * ms, 250 * time.Microsecond, 60},
+	} {
+		if got := leadFor(c.n, c.claimTook, c.perMsg); got != c.want {
+			t.Errorf("leadFor(%d, %s, %s) = %d, want %d", c.n, c.claimTook, c.perMsg, got, c.want)
+		}
+	}
+}

@@ -57,6 +57,13 @@ type Options struct {
 	ConfigDir string
 	// HeloName is the EHLO name; empty is the host name.
 	HeloName string
+	// Produce, when set, is asked for more when an account's queue holds
+	// fewer due messages than a claim takes: it returns messages of the
+	// account already marked sending, at most limit (daemon's
+	// Scheduler.Produce, which claims due steps and renders them in the
+	// transaction that marks them sending); they are sent like claimed
+	// ones. more says it may have more.
+	Produce func(ctx context.Context, account string, limit int) (msgs []store.MessageOut, more bool, err error)
 
 	// BatchSize is how many messages one claim takes. By default a claim
 	// takes 4 per connection, and while claims come back full (a backlog)
@@ -453,10 +460,15 @@ func (s *Service) batchSize(a *account) int {
 }
 
 // maxBatchSize is the largest claim: BatchSize when set, else 16 per
-// connection.
-func (s *Service) maxBatchSize(a *account) int {
+// connection, or 32 when starved — when the connections had to wait for
+// the claim, which then takes longer than sending its batch (a fast
+// server; a claim's cost per message falls with its size).
+func (s *Service) maxBatchSize(a *account, starved bool) int {
 	if s.opts.BatchSize > 0 {
 		return s.opts.BatchSize
+	}
+	if starved {
+		return 32 * a.cfg.SMTP.Concurrency
 	}
 	return 16 * a.cfg.SMTP.Concurrency
 }
@@ -490,7 +502,7 @@ func (s *Service) runBatch(ctx context.Context, a *account) (sent int, full bool
 	if err != nil || len(claimed) == 0 {
 		return 0, full, err
 	}
-	return s.send(ctx, a, claimed, nil).wait(), full, nil
+	return s.send(ctx, a, claimed, 0, nil).wait(), full, nil
 }
 
 // claim takes up to limit due messages of the account (see
@@ -505,13 +517,34 @@ func (s *Service) claim(ctx context.Context, a *account, limit int) (claimed []s
 		s.log.Info("message cancelled before sending", "account", a.cfg.Name, "message_id", m.MessageID,
 			"contact_id", m.ContactID, "reason", m.LastError)
 	}
-	return claimed, len(claimed)+len(cancelled) == limit, nil
+	taken := len(claimed) + len(cancelled)
+	if taken == limit || s.opts.Produce == nil || s.isStopping() {
+		return claimed, taken == limit, nil
+	}
+	produced, more, err := s.opts.Produce(ctx, a.cfg.Name, limit-taken)
+	if err != nil {
+		if len(claimed) == 0 {
+			return nil, false, err
+		}
+		// What was claimed is sending and must go out; the error is
+		// met again by the next claim.
+		s.log.Error("unable to take due steps to send", "account", a.cfg.Name, "error", err)
+		return claimed, false, nil
+	}
+	return append(claimed, produced...), more, nil
+}
+
+// Serves says whether the service sends for the account.
+func (s *Service) Serves(account string) bool {
+	_, err := s.account(account)
+	return err == nil
 }
 
 type claimResult struct {
 	claimed []store.MessageOut
 	full    bool
 	err     error
+	took    time.Duration
 }
 
 // drain sends the account's due messages until a claim comes back short.
@@ -524,26 +557,35 @@ func (s *Service) drain(ctx context.Context, a *account) error {
 		return nil
 	}
 	limit := s.batchSize(a)
+	t0 := time.Now()
 	claimed, full, err := s.claim(ctx, a, limit)
+	claimTook := time.Since(t0)
 	var prev *batch
+	var perMsg time.Duration // the last batch's sending time per message
+	starved := false
 	for err == nil && (len(claimed) > 0 || full) {
 		var next chan claimResult
 		var tail func()
 		if full && !s.isStopping() && ctx.Err() == nil {
-			limit = min(2*limit, s.maxBatchSize(a))
+			limit = min(2*limit, s.maxBatchSize(a, starved))
 			next = make(chan claimResult, 1)
-			// Claimed late, when a quarter of this batch is left to hand
-			// out: a claimed row not yet attempted becomes uncertain if the
-			// process dies, so the next batch should wait claimed as
-			// briefly as possible.
+			// Claimed late: a claimed row not yet attempted becomes
+			// uncertain if the process dies, so the next batch should wait
+			// claimed as briefly as possible — but claimed before the
+			// connections run out of work (leadFor).
 			tail = func() {
 				go func(limit int) {
+					t0 := time.Now()
 					c, f, err := s.claim(ctx, a, limit)
-					next <- claimResult{c, f, err}
+					next <- claimResult{c, f, err, time.Since(t0)}
 				}(limit)
 			}
 		}
-		b := s.send(ctx, a, claimed, tail)
+		t0 := time.Now()
+		b := s.send(ctx, a, claimed, leadFor(len(claimed), claimTook, perMsg), tail)
+		if len(claimed) > 0 {
+			perMsg = time.Since(t0) / time.Duration(len(claimed))
+		}
 		if prev != nil {
 			prev.wait()
 		}
@@ -551,8 +593,12 @@ func (s *Service) drain(ctx context.Context, a *account) error {
 		if next == nil {
 			break
 		}
+		t0 = time.Now()
 		r := <-next
-		claimed, full, err = r.claimed, r.full, r.err
+		if time.Since(t0) > max(perMsg, time.Millisecond) {
+			starved = true
+		}
+		claimed, full, err, claimTook = r.claimed, r.full, r.err, r.took
 	}
 	if prev != nil {
 		prev.wait()
@@ -560,11 +606,24 @@ func (s *Service) drain(ctx context.Context, a *account) error {
 	return err
 }
 
+// leadFor is how many of a batch of n messages are left to hand out when
+// the next claim starts: a quarter, or more when the last claim took
+// longer than sending a quarter did (with half again as margin), so that
+// the next batch is ready when this one is out.
+func leadFor(n int, claimTook, perMsg time.Duration) int {
+	lead := n / 4
+	if perMsg > 0 {
+		need := int((claimTook*3/2 + perMsg - 1) / perMsg)
+		lead = max(lead, need)
+	}
+	return min(lead, n)
+}
+
 // send sends claimed messages over the account's connections and returns
 // once each was attempted; their outcomes may still be being recorded
-// (batch.wait). tail, when not nil, is called once, when a quarter of the
-// messages is left to hand to the connections.
-func (s *Service) send(ctx context.Context, a *account, claimed []store.MessageOut, tail func()) *batch {
+// (batch.wait). tail, when not nil, is called once, when lead messages are
+// left to hand to the connections.
+func (s *Service) send(ctx context.Context, a *account, claimed []store.MessageOut, lead int, tail func()) *batch {
 	b := &batch{}
 	if len(claimed) == 0 {
 		if tail != nil {
@@ -586,7 +645,7 @@ func (s *Service) send(ctx context.Context, a *account, claimed []store.MessageO
 		}()
 	}
 	for i, m := range claimed {
-		if tail != nil && len(claimed)-i <= len(claimed)/4 {
+		if tail != nil && len(claimed)-i <= lead {
 			tail()
 			tail = nil
 		}

@@ -341,14 +341,18 @@ func (tx *Tx) EnrollmentForUpdate(ctx context.Context, id int64) (Enrollment, er
 }
 
 // ContactsByIDs returns the contacts with these ids by id; missing ids are
-// absent.
-func (tx *Tx) ContactsByIDs(ctx context.Context, ids []int64) (map[int64]Contact, error) {
+// absent. With lock, the rows are locked in id order until the transaction
+// ends (Postgres; SQLite's write transaction is the lock).
+func (tx *Tx) ContactsByIDs(ctx context.Context, ids []int64, lock bool) (map[int64]Contact, error) {
 	r := tx.r
 	ids = sortedUnique(ids)
 	out := make(map[int64]Contact, len(ids))
 	err := chunks(ids, maxBatchParams, func(part []int64) error {
 		var cs []Contact
 		q := `SELECT ` + contactColumns + ` FROM contacts WHERE ` + r.inList("id", "BIGINT", len(part))
+		if lock {
+			q += ` ORDER BY id` + r.lockSuffix(false)
+		}
 		if err := r.selectRows(ctx, &cs, r.rb(q), listArgs(r, part)...); err != nil {
 			return fmt.Errorf("store: unable to load %d contacts: %w", len(part), err)
 		}

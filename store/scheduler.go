@@ -168,16 +168,21 @@ func (s *Store) NextDue(ctx context.Context, account string) (*time.Time, error)
 // LockAccountState returns the account's sending budget, creating it when
 // missing, locked until the transaction ends.
 func (tx *Tx) LockAccountState(ctx context.Context, account string) (AccountState, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO accounts_state (account, updated_at) VALUES (?, ?)
-		ON CONFLICT (account) DO NOTHING`, account, tx.r.now()); err != nil {
-		return AccountState{}, fmt.Errorf("store: unable to create the state of account %s: %w", account, err)
-	}
 	q := `SELECT account, send_day, sent_today, next_send_at FROM accounts_state WHERE account = ?`
 	if tx.Dialect() == DialectPostgres {
 		q += ` FOR UPDATE`
 	}
 	var st AccountState
-	if err := tx.Get(ctx, &st, q, account); err != nil {
+	err := tx.Get(ctx, &st, q, account)
+	if errors.Is(err, ErrNotFound) {
+		// Created once per account: the usual case is one round trip.
+		if _, err := tx.Exec(ctx, `INSERT INTO accounts_state (account, updated_at) VALUES (?, ?)
+			ON CONFLICT (account) DO NOTHING`, account, tx.r.now()); err != nil {
+			return AccountState{}, fmt.Errorf("store: unable to create the state of account %s: %w", account, err)
+		}
+		err = tx.Get(ctx, &st, q, account)
+	}
+	if err != nil {
 		return AccountState{}, fmt.Errorf("store: unable to lock the state of account %s: %w", account, err)
 	}
 	utcPtr(st.NextSendAt)
