@@ -17,6 +17,12 @@ import (
 // returns an outbox wired with the daemon's hooks.
 func (h *harness) withOutbox(t *testing.T) (*outbox.Service, *smtptest.Server) {
 	t.Helper()
+	return h.outboxProducing(t, nil)
+}
+
+// outboxProducing is withOutbox with outbox.Options.Produce set to produce.
+func (h *harness) outboxProducing(t *testing.T, produce func(context.Context, string, int) ([]store.MessageOut, bool, error)) (*outbox.Service, *smtptest.Server) {
+	t.Helper()
 	sink := smtptest.Start(t)
 	rt := h.rt
 	rt.Config.Accounts[0].SMTP.Host = sink.Host()
@@ -29,7 +35,8 @@ func (h *harness) withOutbox(t *testing.T) (*outbox.Service, *smtptest.Server) {
 	svc, err := outbox.New(outbox.Options{
 		Store: h.st, Accounts: rt.Config.Accounts, Unsubscribe: rt.Config.Unsubscribe,
 		BlockedStages: rt.BlockedStages(), Now: now,
-		Hooks: OutboxHooks(h.ctx, func() *Runtime { return rt }, now, nil),
+		Hooks:   OutboxHooks(h.ctx, func() *Runtime { return rt }, now, nil),
+		Produce: produce,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -117,5 +124,3 @@ func setupExampleUnsent(t *testing.T, dialect string) (*harness, store.Contact, 
 	h, ct, m := setupExampleNoSend(t, dialect)
 	return h, ct, m
 }
-
-var _ = context.Background

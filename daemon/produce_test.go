@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/followupd/followupd/outbox"
 	"github.com/followupd/followupd/outbox/smtptest"
@@ -18,22 +17,7 @@ import (
 // wakes it. woken counts the wake-ups.
 func (h *harness) withPullingOutbox(t *testing.T) (svc *outbox.Service, sink *smtptest.Server, woken *atomic.Int32) {
 	t.Helper()
-	sink = smtptest.Start(t)
-	rt := h.rt
-	a := &rt.Config.Accounts[0]
-	a.SMTP.Host, a.SMTP.Port, a.SMTP.TLS, a.SMTP.InsecurePlaintext = sink.Host(), sink.Port(), "none", true
-	a.SMTP.Username, a.SMTP.Password = "", ""
-	a.IMAP = nil
-	now := func() time.Time { return h.now }
-	svc, err := outbox.New(outbox.Options{
-		Store: h.st, Accounts: rt.Config.Accounts, Unsubscribe: rt.Config.Unsubscribe,
-		BlockedStages: rt.BlockedStages(), Now: now,
-		Hooks:   OutboxHooks(h.ctx, func() *Runtime { return rt }, now, nil),
-		Produce: h.sched.Produce,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, sink = h.outboxProducing(t, h.sched.Produce)
 	woken = &atomic.Int32{}
 	h.sched.Enqueued = func() { woken.Add(1) }
 	h.sched.Pulls = svc.Serves
