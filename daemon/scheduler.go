@@ -25,11 +25,12 @@ const (
 	EventRescheduled  = "rescheduled"
 )
 
-// Scheduler turns due enrollment steps into queued messages for the outbox.
+// Scheduler turns due enrollment steps into messages for the outbox.
 // Each pass runs the enrollment triggers, then claims due steps per account
 // within the account's daily limit and gap, re-checks each contact, renders
-// the step and inserts the messages_out row, all in one transaction per
-// account.
+// the step and inserts the messages_out row as queued, all in one
+// transaction per account — except for the accounts whose outbox takes
+// due steps itself (Pulls, Produce), which a pass only wakes.
 type Scheduler struct {
 	Store   *store.Store
 	Runtime func() *Runtime
