@@ -256,53 +256,49 @@ func (in *Ingestor) match(ctx context.Context, tx *store.Tx, account string, res
 
 // Unmatched reports, for each of ms, whether match would tie it to
 // nothing now: no message sent that it answers, and no contact by its
-// address that match would take. It asks two queries for all of ms where
-// match asks two or three per message. Ingest records such a message and
-// does nothing else, which RecordUnmatched does for many at once.
+// address that match would take. It asks one query for all of ms (of one
+// account) where match asks two or three per message. Ingest records such
+// a message and does nothing else, which RecordUnmatched does for many at
+// once.
 func (in *Ingestor) Unmatched(ctx context.Context, tx *store.Tx, ms []Inbound) ([]bool, error) {
 	rs := make([]replies.Result, len(ms))
-	var ids []string
-	for i, m := range ms {
-		rs[i] = in.result(m)
-		ids = append(ids, matchIDs(rs[i])...)
-	}
-	sent, err := tx.OutboundMessageIDs(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]bool, len(ms))
-	// Messages answering nothing sent that name an address, by account
-	// (the watcher's batches have one).
+	// By account (the watcher's batches have one): contacts count only
+	// when enrolled on the message's account.
 	byAccount := map[string][]int{}
 	var accounts []string
-	for i, res := range rs {
-		if slices.ContainsFunc(matchIDs(res), func(id string) bool { return sent[id] }) {
-			continue
-		}
-		if matchAddr(res) == "" {
-			out[i] = true
-			continue
-		}
-		a := ms[i].Account
+	for i, m := range ms {
+		rs[i] = in.result(m)
+		a := m.Account
 		if _, ok := byAccount[a]; !ok {
 			accounts = append(accounts, a)
 		}
 		byAccount[a] = append(byAccount[a], i)
 	}
+	out := make([]bool, len(ms))
 	for _, a := range accounts {
-		addrs := make([]string, 0, len(byAccount[a]))
+		// The addresses of messages that answer a message sent are asked
+		// too, needlessly: one statement instead of two in a row.
+		var ids, addrs []string
 		for _, i := range byAccount[a] {
-			addrs = append(addrs, matchAddr(rs[i]))
+			ids = append(ids, matchIDs(rs[i])...)
+			if addr := matchAddr(rs[i]); addr != "" {
+				addrs = append(addrs, addr)
+			}
 		}
-		live, err := tx.ContactsLiveOn(ctx, a, addrs)
+		sent, live, err := tx.MatchesOn(ctx, a, ids, addrs)
 		if err != nil {
 			return nil, err
 		}
 		for _, i := range byAccount[a] {
-			isLive, contact := live[matchAddr(rs[i])]
+			res := rs[i]
+			if slices.ContainsFunc(matchIDs(res), func(id string) bool { return sent[id] }) {
+				continue
+			}
+			addr := matchAddr(res)
+			isLive, contact := live[addr]
 			// A bounce matches any contact, anything else one enrolled on
 			// this account.
-			out[i] = !contact || (!isLive && rs[i].Kind != replies.KindBounce)
+			out[i] = addr == "" || !contact || (!isLive && res.Kind != replies.KindBounce)
 		}
 	}
 	return out, nil
@@ -310,9 +306,14 @@ func (in *Ingestor) Unmatched(ctx context.Context, tx *store.Tx, ms []Inbound) (
 
 // RecordUnmatched records ms as Ingest records a message that matches
 // nobody, in multi-row inserts: each must have been called unmatched by
-// Unmatched in tx, with nothing changed since. A message whose mailbox UID
-// is already recorded is a Duplicate, as in Ingest. OnIngested is called
-// for each message recorded.
+// Unmatched in tx, with nothing changed since, and have no messages_in row
+// yet (the watcher looks them up in tx). A row recorded meanwhile by
+// another writer fails the call with store.ErrDuplicate, and tx must be
+// rolled back (the watcher then takes the batch one message at a time,
+// where Ingest finds the row): store.InsertMessagesIn, cheaper than
+// guarding every row against that. A message given twice is recorded
+// once, the second a Duplicate. OnIngested is called for each message
+// recorded.
 func (in *Ingestor) RecordUnmatched(ctx context.Context, tx *store.Tx, ms []Inbound) ([]Ingested, error) {
 	out := make([]Ingested, len(ms))
 	rows := make([]store.MessageIn, len(ms))
@@ -320,12 +321,12 @@ func (in *Ingestor) RecordUnmatched(ctx context.Context, tx *store.Tx, ms []Inbo
 		out[i].Result = in.result(m)
 		rows[i] = rowOf(m, out[i].Result)
 	}
-	ids, err := tx.InsertMessagesInOnce(ctx, rows)
+	inserted, err := tx.InsertMessagesIn(ctx, rows)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
-		out[i].Duplicate = ids[i] == 0
+		out[i].Duplicate = !inserted[i]
 		if !out[i].Duplicate && in.OnIngested != nil {
 			in.OnIngested(out[i].Result, false)
 		}
@@ -353,19 +354,20 @@ func (b *ingestBatch) Simple(ctx context.Context, tx *store.Tx, msgs []inbox.Mes
 	return b.in.Unmatched(ctx, tx, inboundsOf(msgs))
 }
 
-func (b *ingestBatch) Record(ctx context.Context, tx *store.Tx, msgs []inbox.Message) error {
+func (b *ingestBatch) Record(ctx context.Context, tx *store.Tx, msgs []inbox.Message) ([]bool, error) {
 	res, err := b.in.RecordUnmatched(ctx, tx, inboundsOf(msgs))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if b.observe != nil {
-		for i, r := range res {
-			if !r.Duplicate {
-				b.observe(msgs[i])
-			}
+	// Each message was recorded (or given twice): every one has its row.
+	stored := make([]bool, len(msgs))
+	for i, r := range res {
+		stored[i] = true
+		if !r.Duplicate && b.observe != nil {
+			b.observe(msgs[i])
 		}
 	}
-	return nil
+	return stored, nil
 }
 
 func inboundsOf(msgs []inbox.Message) []Inbound {

@@ -244,8 +244,9 @@ type watched struct {
 
 // watch reads srv's INBOX into h's database with RunOnce passes until
 // every message is committed, as the daemon wires the watcher (batch) or
-// with Ingest alone, one message per FETCH.
-func (h *harness) watch(srv *imaptest.Server, batch bool) *watched {
+// with Ingest alone, one message per FETCH. wrap, when given, wraps the
+// batch handler.
+func (h *harness) watch(srv *imaptest.Server, batch bool, wrap ...func(inbox.BatchHandler) inbox.BatchHandler) *watched {
 	h.t.Helper()
 	out := &watched{}
 	in := &Ingestor{
@@ -271,6 +272,9 @@ func (h *harness) watch(srv *imaptest.Server, batch bool) *watched {
 	}
 	if batch {
 		o.Batch = in.Batch(nil)
+		for _, w := range wrap {
+			o.Batch = w(o.Batch)
+		}
 	} else {
 		o.BatchSize = 1
 	}
@@ -533,6 +537,96 @@ func TestBatchIngestFailureLosesNothing(t *testing.T) {
 		}
 		if all := strings.Join(dumps[1], "\n"); !strings.Contains(all, "contact jan@bakkerij.nl prospect") {
 			t.Errorf("jan's reply after the refused ones was not handled:\n%s", all)
+		}
+	})
+}
+
+// racing is a batch handler during whose first Simple call about UID uid
+// another writer records that message: the bulk insert that follows meets
+// its row. On SQLite, which has one writer, the row is written in the
+// watcher's own transaction instead, and goes with it.
+type racing struct {
+	inbox.BatchHandler
+	st    *store.Store
+	uid   uint32
+	raced bool
+}
+
+func (r *racing) Simple(ctx context.Context, tx *store.Tx, msgs []inbox.Message) ([]bool, error) {
+	for _, m := range msgs {
+		if m.UID != r.uid || r.raced {
+			continue
+		}
+		r.raced = true
+		row := store.MessageIn{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+			MessageID: m.MessageID, Kind: "raced", ReceivedAt: m.InternalDate}
+		var err error
+		if r.st.Dialect() == store.DialectPostgres {
+			_, err = r.st.InsertMessageIn(ctx, row)
+		} else {
+			_, err = tx.InsertMessageIn(ctx, row)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return r.BatchHandler.Simple(ctx, tx, msgs)
+}
+
+// A message another writer records between the batch's lookups and its
+// bulk insert makes the insert fail as a whole: the batch is done again
+// one message at a time, where the message is found recorded and skipped.
+// Nothing is lost, nothing is recorded or counted twice, and the
+// checkpoint ends at the last UID.
+func TestBatchIngestRaceLosesNothing(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, dialect string) {
+		srv := imaptest.Start(t)
+		for n := range 5 {
+			srv.Deliver("INBOX", fmt.Appendf(nil, "From: <s%d@elsewhere.example>\r\nSubject: Re: a question\r\n"+
+				"Message-ID: <s%d@elsewhere.example>\r\nIn-Reply-To: <unknown@example.com>\r\n\r\nThanks, could you send details?\r\n", n, n))
+		}
+		h, _, _ := setupExample(t, dialect)
+		uids := srv.UIDs("INBOX")
+		r := &racing{st: h.st, uid: uids[2]}
+		seen := h.watch(srv, true, func(b inbox.BatchHandler) inbox.BatchHandler {
+			r.BatchHandler = b
+			return r
+		})
+		if !r.raced {
+			t.Fatal("the other writer never ran")
+		}
+		if !strings.Contains(seen.log.String(), "taking them one by one") {
+			t.Errorf("the bulk insert did not fail:\n%s", seen.log.String())
+		}
+		var rows []string
+		err := h.st.InTx(h.ctx, func(tx *store.Tx) error {
+			return tx.Select(h.ctx, &rows, `SELECT CAST(uid AS TEXT) || ' ' || kind FROM messages_in ORDER BY uid`)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// On Postgres the other writer's row stays and the watcher leaves
+		// that message alone; on SQLite it went with the rolled back
+		// transaction and the watcher records the message itself.
+		want, ingested := []string{}, 0
+		for _, u := range uids {
+			kind := "reply"
+			if u == r.uid && dialect == store.DialectPostgres {
+				kind = "raced"
+			} else {
+				ingested++
+			}
+			want = append(want, fmt.Sprintf("%d %s", u, kind))
+		}
+		if strings.Join(rows, ", ") != strings.Join(want, ", ") {
+			t.Errorf("messages_in rows %v, want %v", rows, want)
+		}
+		if len(seen.ingested) != ingested {
+			t.Errorf("OnIngested called %d times (%v), want %d", len(seen.ingested), seen.ingested, ingested)
+		}
+		cp, err := h.st.Checkpoint(h.ctx, "sales", "INBOX")
+		if err != nil || cp.LastUID != uids[len(uids)-1] {
+			t.Errorf("checkpoint %+v, %v; want UID %d", cp, err, uids[len(uids)-1])
 		}
 	})
 }

@@ -88,9 +88,12 @@ type BatchHandler interface {
 	// Record does what Handler would do for each of msgs, in UID order:
 	// all of them were called simple by Simple in this transaction, and
 	// no Handler ran since. Like Handler it is expected to store each
-	// message in messages_in; the watcher stores a KindIgnored row for
-	// any it did not.
-	Record(ctx context.Context, tx *store.Tx, msgs []Message) error
+	// message in messages_in, and it says which have their row now
+	// (stored by it, or already there) in a slice as long as msgs: the
+	// watcher stores a KindIgnored row for each of the others. (Saying
+	// so spares the watcher a lookup per batch that Handler's messages
+	// cost it one by one.)
+	Record(ctx context.Context, tx *store.Tx, msgs []Message) (stored []bool, err error)
 }
 
 // Kinds of the messages_in rows the watcher writes itself.

@@ -491,7 +491,8 @@ func TestPrepareReachesTheHandler(t *testing.T) {
 // "batch", every message whose Message-ID does not name the handler, and
 // the messages whose Message-ID says "late" only until the handler has
 // seen a message that says "turn" (what a referral does to the lead's
-// later replies). fail, when set, makes a method fail.
+// later replies). It leaves the messages whose Message-ID says "unstored"
+// without a row, and says so. fail, when set, makes a method fail.
 type batcher struct {
 	rec     *recorder
 	mu      sync.Mutex
@@ -519,24 +520,31 @@ func (b *batcher) Simple(ctx context.Context, tx *store.Tx, msgs []inbox.Message
 	return out, nil
 }
 
-func (b *batcher) Record(ctx context.Context, tx *store.Tx, msgs []inbox.Message) error {
+func (b *batcher) Record(ctx context.Context, tx *store.Tx, msgs []inbox.Message) ([]bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var uids []uint32
-	rows := make([]store.MessageIn, len(msgs))
+	var rows []store.MessageIn
+	stored := make([]bool, len(msgs))
 	for i, m := range msgs {
 		uids = append(uids, m.UID)
-		rows[i] = store.MessageIn{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
-			MessageID: m.MessageID, Kind: "batch", ReceivedAt: m.InternalDate}
+		if strings.Contains(m.MessageID, "unstored") {
+			continue
+		}
+		stored[i] = true
+		rows = append(rows, store.MessageIn{Account: m.Account, Mailbox: m.Mailbox, UIDValidity: m.UIDValidity, UID: m.UID,
+			MessageID: m.MessageID, Kind: "batch", ReceivedAt: m.InternalDate})
 	}
 	b.records = append(b.records, uids)
 	if b.fail != nil {
 		if err := b.fail("record", len(b.records)); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	_, err := tx.InsertMessagesInOnce(ctx, rows)
-	return err
+	if _, err := tx.InsertMessagesInOnce(ctx, rows); err != nil {
+		return nil, err
+	}
+	return stored, nil
 }
 
 // handle is the recorder's handler, which also turns the batcher on the
@@ -551,6 +559,31 @@ func (b *batcher) handle(ctx context.Context, tx *store.Tx, m inbox.Message) err
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// A message Batch.Record says it left without a row gets the watcher's
+// own KindIgnored row, as after a Handler that stored nothing: the rows
+// are what deduplicates by Message-ID.
+func TestBatchMayLeaveTheRowToTheWatcher(t *testing.T) {
+	srv := imaptest.Start(t)
+	s := openStore(t, "sqlite")
+	tags := []string{"b1", "unstored-1", "b2", "unstored-1"}
+	for _, tag := range tags {
+		srv.Deliver("INBOX", message(tag))
+	}
+	b := &batcher{rec: newRecorder()}
+	w := newWatcher(t, memServer{srv}, s, b.handle, func(im *config.IMAP, o *inbox.Options) { o.Batch = b })
+	if n, err := w.RunOnce(bg); err != nil || n != 3 {
+		t.Fatalf("RunOnce = %d, %v; want 3 (one duplicate)", n, err)
+	}
+	var kinds []string
+	for _, r := range rows(t, s) {
+		kinds = append(kinds, r.MessageID+":"+r.Kind)
+	}
+	slices.Sort(kinds)
+	if want := "b1@example.org:batch b2@example.org:batch unstored-1@example.org:" + inbox.KindIgnored; strings.Join(kinds, " ") != want {
+		t.Errorf("rows %v, want %s", kinds, want)
+	}
 }
 
 // The watcher hands Batch the messages it may record set-based and Handler
@@ -694,7 +727,7 @@ func TestBatchFailuresLoseNothing(t *testing.T) {
 			}
 			b := &batcher{rec: newRecorder()}
 			b.rec.fail = func(m inbox.Message, attempt int) error {
-				if strings.HasPrefix(m.MessageID, "handler") && attempt <= 2 {
+				if strings.HasPrefix(m.MessageID, "handler") && attempt <= 4 {
 					return errBoom
 				}
 				return nil
@@ -710,8 +743,20 @@ func TestBatchFailuresLoseNothing(t *testing.T) {
 			if err != nil || cp.LastUID != srv.uids("INBOX")[0] {
 				t.Errorf("checkpoint %+v, %v; want b1's UID", cp, err)
 			}
+			// Now the failing handler is the batch's first message: the
+			// batch keeps nothing, not even a checkpoint.
+			if n, err := w.RunOnce(bg); err == nil || n != 0 {
+				t.Fatalf("second RunOnce = %d, %v; want the handler's error alone", n, err)
+			}
+			if got := rows(t, s); len(got) != 1 {
+				t.Fatalf("rows after the second failure: %+v; want b1 alone", got)
+			}
+			cp, err = s.Checkpoint(bg, "sales", "INBOX")
+			if err != nil || cp.LastUID != srv.uids("INBOX")[0] {
+				t.Errorf("checkpoint %+v, %v; want b1's UID still", cp, err)
+			}
 			if n, err := w.RunOnce(bg); err != nil || n != 3 {
-				t.Fatalf("second RunOnce = %d, %v; want 3", n, err)
+				t.Fatalf("third RunOnce = %d, %v; want 3", n, err)
 			}
 			var kinds []string
 			for _, r := range rows(t, s) {

@@ -352,7 +352,12 @@ func (w *Watcher) commitBatchTx(ctx context.Context, msgs []fetched, tooOld func
 			uids[i], ids[i] = m.UID, m.MessageID
 		}
 		// msgs share one mailbox and UIDVALIDITY (one read of a folder).
-		stored, seen, err := tx.MessagesInSeen(ctx, account, msgs[0].Mailbox, msgs[0].UIDValidity, uids, ids)
+		// The checkpoint is saved at the batch's last message in the same
+		// statement as the lookups (a round trip less on Postgres), and
+		// saved again below when the batch ends before it.
+		first, last := msgs[0], msgs[len(msgs)-1]
+		stored, seen, err := tx.CheckpointAndSeen(ctx,
+			store.Checkpoint{Account: account, Mailbox: first.Mailbox, UIDValidity: first.UIDValidity, LastUID: last.UID}, uids, ids)
 		if err != nil {
 			return err
 		}
@@ -423,14 +428,25 @@ func (w *Watcher) commitBatchTx(ctx context.Context, msgs []fetched, tooOld func
 				}
 			}
 		}
-		if kept == 0 {
+		switch kept {
+		case len(msgs):
 			return nil
+		case 0:
+			// Nothing to keep, not even the checkpoint saved above.
+			return errNothingKept
 		}
-		last := msgs[kept-1]
-		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: last.Mailbox, UIDValidity: last.UIDValidity, LastUID: last.UID})
+		end := msgs[kept-1]
+		return tx.SaveCheckpoint(ctx, store.Checkpoint{Account: account, Mailbox: end.Mailbox, UIDValidity: end.UIDValidity, LastUID: end.UID})
 	})
+	if errors.Is(err, errNothingKept) {
+		return 0, 0, nil
+	}
 	return handled, kept, err
 }
+
+// errNothingKept rolls back a batch's transaction whose first message's
+// handler failed.
+var errNothingKept = errors.New("inbox: no message of the batch kept")
 
 // triage asks Options.Batch which of msgs[idx] it records itself
 // (viaBatch); the others go to Handler.
@@ -457,25 +473,24 @@ func (w *Watcher) triage(ctx context.Context, tx *store.Tx, msgs []fetched, idx 
 }
 
 // record has Options.Batch record msgs[idx], then stores a KindIgnored row
-// for any it left unstored, as handle does after Handler: the rows are what
-// deduplicates by Message-ID. Errors of Batch are batchFailed.
+// for any it says it left unstored, as handle does after Handler: the rows
+// are what deduplicates by Message-ID. Errors of Batch are batchFailed.
 func (w *Watcher) record(ctx context.Context, tx *store.Tx, msgs []fetched, idx []int) error {
 	ms := messagesAt(msgs, idx)
-	if err := callBatch(func() error { return w.o.Batch.Record(ctx, tx, ms) }); err != nil {
+	var stored []bool
+	err := callBatch(func() (err error) {
+		stored, err = w.o.Batch.Record(ctx, tx, ms)
+		if err == nil && len(stored) != len(ms) {
+			err = fmt.Errorf("inbox: Batch.Record answered for %d of %d messages", len(stored), len(ms))
+		}
+		return err
+	})
+	if err != nil {
 		return &batchFailed{err}
 	}
-	uids := make([]uint32, len(ms))
-	for k, m := range ms {
-		uids[k] = m.UID
-	}
-	// One mailbox and UIDVALIDITY, as in commitBatch.
-	stored, _, err := tx.MessagesInSeen(ctx, w.o.Account.Name, ms[0].Mailbox, ms[0].UIDValidity, uids, nil)
-	if err != nil {
-		return err
-	}
 	var missing []store.MessageIn
-	for _, i := range idx {
-		if !stored[msgs[i].UID] {
+	for k, i := range idx {
+		if !stored[k] {
 			missing = append(missing, w.row(msgs[i], KindIgnored, ""))
 		}
 	}

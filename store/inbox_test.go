@@ -1,8 +1,10 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -113,6 +115,59 @@ func TestInboxQueries(t *testing.T) {
 		if err != nil || len(cps) != 0 {
 			t.Fatalf("Checkpoints before any = %v, %v", cps, err)
 		}
+
+		// CheckpointAndSeen answers as MessagesInSeen and saves the
+		// checkpoint, the last one saved in the transaction winning; in
+		// chunks too.
+		var many []uint32
+		var manyIDs []string
+		for i := range 1200 {
+			many = append(many, uint32(i+1))
+			manyIDs = append(manyIDs, fmt.Sprintf("m%d@x", i))
+		}
+		manyIDs[700] = "a@x"
+		err = s.InTx(ctx, func(tx *Tx) error {
+			for _, c := range []struct {
+				uids []uint32
+				ids  []string
+				last uint32
+			}{
+				{[]uint32{1, 2, 3}, []string{"a@x", "c@x", "", "b@x", "A@X"}, 3},
+				{many, manyIDs, 1200},
+				{nil, nil, 5},
+				{[]uint32{2}, nil, 2},
+			} {
+				want := Checkpoint{Account: "sales", Mailbox: "INBOX", UIDValidity: 7, LastUID: c.last}
+				stored, seen, err := tx.CheckpointAndSeen(ctx, want, c.uids, c.ids)
+				if err != nil {
+					return err
+				}
+				wantStored, wantSeen, err := tx.MessagesInSeen(ctx, "sales", "INBOX", 7, c.uids, c.ids)
+				if err != nil {
+					return err
+				}
+				if !reflect.DeepEqual(stored, wantStored) || !reflect.DeepEqual(seen, wantSeen) {
+					t.Errorf("CheckpointAndSeen(%d UIDs) = %v, %v; MessagesInSeen says %v, %v", len(c.uids), stored, seen, wantStored, wantSeen)
+				}
+				got, err := tx.Checkpoint(ctx, "sales", "INBOX")
+				if err != nil || got.UIDValidity != 7 || got.LastUID != c.last {
+					t.Errorf("checkpoint after CheckpointAndSeen(last %d) = %+v, %v", c.last, got, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp, err := s.Checkpoint(ctx, "sales", "INBOX"); err != nil || cp.LastUID != 2 {
+			t.Errorf("committed checkpoint = %+v, %v; want the last saved, UID 2", cp, err)
+		}
+		if err := s.InTx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `DELETE FROM imap_checkpoints`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
 		for _, cp := range []Checkpoint{
 			{Account: "sales", Mailbox: "Replies", UIDValidity: 3, LastUID: 9},
 			{Account: "sales", Mailbox: "INBOX", UIDValidity: 4294967295, LastUID: 4294967294},
@@ -177,41 +232,57 @@ func TestInboxBatchForms(t *testing.T) {
 		}
 		err := s.InTx(ctx, func(tx *Tx) error {
 			ids := []string{fmt.Sprintf("out-%d@x", ann), "", "nope@x", fmt.Sprintf("OUT-%d@X", bob), fmt.Sprintf("out-%d@x", eve), fmt.Sprintf("out-%d@x", ann)}
-			sent, err := tx.OutboundMessageIDs(ctx, ids)
-			if err != nil {
-				return err
-			}
-			for _, id := range ids {
-				_, err := tx.MessageOutByMessageID(ctx, id)
-				if want := err == nil; sent[id] != want {
-					t.Errorf("OutboundMessageIDs[%q] = %v; MessageOutByMessageID says %v", id, sent[id], want)
-				}
-			}
-			if len(sent) != 2 {
-				t.Errorf("OutboundMessageIDs = %v, want the two sent", sent)
-			}
-
 			emails := []string{"ann@x.com", " BOB@x.com ", "cat@x.com", "dan@x.com", "eve@x.com", "who@x.com", "", "Ann@X.com"}
-			live, err := tx.ContactsLiveOn(ctx, "sales", emails)
+			for _, tc := range []struct {
+				ids, emails []string
+			}{{ids, emails}, {ids, nil}, {nil, emails}} {
+				sent, live, err := tx.MatchesOn(ctx, "sales", tc.ids, tc.emails)
+				if err != nil {
+					return err
+				}
+				for _, id := range tc.ids {
+					_, err := tx.MessageOutByMessageID(ctx, id)
+					if want := err == nil; sent[id] != want {
+						t.Errorf("MatchesOn sent[%q] = %v; MessageOutByMessageID says %v", id, sent[id], want)
+					}
+				}
+				if len(sent) != min(len(tc.ids), 2) {
+					t.Errorf("MatchesOn sent = %v, want the two sent", sent)
+				}
+				if len(live) != min(len(tc.emails), 6) {
+					t.Errorf("MatchesOn live = %v, want the 6 addresses of contacts", live)
+				}
+				for _, e := range tc.emails {
+					c, err := tx.ContactByEmail(ctx, e)
+					isContact := err == nil
+					onSales := false
+					if isContact {
+						es, err := tx.LiveEnrollments(ctx, c.ID)
+						if err != nil {
+							return err
+						}
+						for _, en := range es {
+							onSales = onSales || en.Account == "sales"
+						}
+					}
+					if v, ok := live[e]; ok != isContact || v != onSales {
+						t.Errorf("MatchesOn live[%q] = %v, %v; want %v, %v", e, v, ok, onSales, isContact)
+					}
+				}
+			}
+			// More of each than one statement takes.
+			var manyIDs, manyEmails []string
+			for i := range 1200 {
+				manyIDs = append(manyIDs, fmt.Sprintf("many-%d@x", i))
+				manyEmails = append(manyEmails, fmt.Sprintf("many-%d@x.com", i))
+			}
+			manyIDs[700], manyEmails[1100] = fmt.Sprintf("out-%d@x", eve), "CAT@x.com"
+			sent, live, err := tx.MatchesOn(ctx, "sales", manyIDs, manyEmails)
 			if err != nil {
 				return err
 			}
-			for _, e := range emails {
-				c, err := tx.ContactByEmail(ctx, e)
-				isContact := err == nil
-				onSales := false
-				if isContact {
-					es, err := tx.LiveEnrollments(ctx, c.ID)
-					if err != nil {
-						return err
-					}
-					for _, en := range es {
-						onSales = onSales || en.Account == "sales"
-					}
-				}
-				if v, ok := live[e]; ok != isContact || v != onSales {
-					t.Errorf("ContactsLiveOn[%q] = %v, %v; want %v, %v", e, v, ok, onSales, isContact)
-				}
+			if len(sent) != 1 || !sent[manyIDs[700]] || len(live) != 1 || !live["CAT@x.com"] {
+				t.Errorf("MatchesOn(1200 of each) = %v, %v; want eve's message and cat", sent, live)
 			}
 			return nil
 		})
@@ -221,7 +292,8 @@ func TestInboxBatchForms(t *testing.T) {
 
 		// Awkward text, both kinds of time, ties and NULLs; one UID already
 		// recorded, one given twice; more rows than one statement takes.
-		texts := []string{"", "plain", `quote " and \ backslash`, "{braces}, commas", "NULL", "naïve — “quotes” 😀", "it's", "line\nbreak\ttab"}
+		texts := []string{"", "plain", `quote " and \ backslash`, "{braces}, commas", "NULL", "naïve — “quotes” 😀", "it's", "line\nbreak\ttab",
+			`\N`, "\\.", "cr\r\nlf"}
 		mk := func(account string, i int) MessageIn {
 			m := MessageIn{
 				Account: account, Mailbox: "INBOX", UIDValidity: 4294967295, UID: uint32(i + 1),
@@ -310,6 +382,58 @@ func TestInboxBatchForms(t *testing.T) {
 		}
 		if got[20].Subject == "second" {
 			t.Error("the second row for one UID replaced the first")
+		}
+
+		// InsertMessagesIn (COPY on Postgres) records what the single
+		// inserts do, awkward text and NULLs included, the first of two
+		// rows for one UID; it fails as a whole, with ErrDuplicate, on a
+		// UID already recorded.
+		var plain []MessageIn
+		for i := range n {
+			plain = append(plain, mk("plain", i))
+		}
+		plain = slices.Insert(plain, 3, mk("plain", 1))
+		plain[3].Subject = "second"
+		err = s.InTx(ctx, func(tx *Tx) error {
+			inserted, err := tx.InsertMessagesIn(ctx, plain)
+			if err != nil {
+				return err
+			}
+			for i, ok := range inserted {
+				if ok != (i != 3) {
+					t.Errorf("InsertMessagesIn inserted[%d] = %v", i, ok)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = read("plain")
+		if len(got) != n {
+			t.Fatalf("InsertMessagesIn recorded %d rows, want %d", len(got), n)
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			g.ID, w.ID, g.Account, w.Account = 0, 0, "", ""
+			g.ReceivedAt, w.ReceivedAt = g.ReceivedAt.UTC(), w.ReceivedAt.UTC()
+			g.CreatedAt, w.CreatedAt = g.CreatedAt.UTC(), w.CreatedAt.UTC()
+			if g.UID == 11 { // recorded before the clock moved on one side
+				g.CreatedAt = w.CreatedAt
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("row %d:\n InsertMessagesIn %+v\n single           %+v", i, g, w)
+			}
+		}
+		err = s.InTx(ctx, func(tx *Tx) error {
+			_, err := tx.InsertMessagesIn(ctx, []MessageIn{mk("plain", n), mk("plain", 2)})
+			return err
+		})
+		if !errors.Is(err, ErrDuplicate) {
+			t.Errorf("InsertMessagesIn of a recorded UID = %v; want ErrDuplicate", err)
+		}
+		if rows := read("plain"); len(rows) != n {
+			t.Errorf("%d rows after the failed InsertMessagesIn, want %d", len(rows), n)
 		}
 	})
 }
